@@ -1,0 +1,117 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from trainable.classes import CLASSES
+from trainable.evaluate import evaluate_folders, main
+from trainable.metrics import compute_metrics, confusion_matrix
+
+
+def course_miou(preds, gts):
+    """The course evaluator's formula, written out: sums over the whole set, mean over 19 classes."""
+    ious = []
+    for c in range(19):
+        inter = sum(int(((p == c) & (g == c)).sum()) for p, g in zip(preds, gts))
+        union = sum(int((p == c).sum() + (g == c).sum()) for p, g in zip(preds, gts)) - inter
+        ious.append(100.0 * inter / union if union else float("nan"))
+    return float(np.mean(ious)), ious
+
+
+def test_confusion_matrix_matches_a_brute_force_count():
+    rng = np.random.default_rng(0)
+    pred, gt = rng.integers(0, 19, (2, 7, 9)), rng.integers(0, 19, (2, 7, 9))
+    brute = np.zeros((19, 19), np.int64)
+    for p, g in zip(pred.ravel(), gt.ravel()):
+        brute[g, p] += 1
+    assert np.array_equal(confusion_matrix(torch.from_numpy(pred), torch.from_numpy(gt)).numpy(), brute)
+    assert np.array_equal(confusion_matrix(pred, gt), brute)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_miou_equals_the_course_evaluator_on_random_predictions(seed):
+    rng = np.random.default_rng(seed)
+    gts = [rng.integers(0, 19, (32, 32)) for _ in range(4)]
+    preds = [np.where(rng.random(g.shape) < 0.6, g, rng.integers(0, 19, g.shape)) for g in gts]
+    conf = sum(confusion_matrix(p, g) for p, g in zip(preds, gts))
+    m = compute_metrics(conf)
+    expected, ious = course_miou(preds, gts)
+    assert m.absent == ()
+    assert abs(m.miou - expected) < 1e-9
+    assert abs(m.course_miou - expected) < 1e-9
+    assert np.allclose(m.iou, ious, rtol=0, atol=1e-9)
+    assert m.acc == pytest.approx(100 * np.mean([(p == g).mean() for p, g in zip(preds, gts)]))
+
+
+def test_background_counts_and_absent_class_is_reported_not_nan():
+    gt = np.zeros((4, 4), np.int64)
+    gt[:, 2:] = 1
+    pred = gt.copy()
+    pred[0, 0] = 1
+    m = compute_metrics(confusion_matrix(pred, gt))
+    assert m.iou[0] == pytest.approx(100 * 7 / 8)  # background is scored like any class
+    assert m.iou[1] == pytest.approx(100 * 8 / 9)
+    assert len(m.absent) == 17 and "hat" in m.absent
+    assert math.isnan(m.course_miou)  # what the course would print
+    assert m.miou == pytest.approx((100 * 7 / 8 + 100 * 8 / 9) / 2)
+    assert m.f1[0] == pytest.approx(100 * 2 * 7 / (7 + 8))
+
+
+def _write(folder, masks):
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, m in masks.items():
+        Image.fromarray(m.astype(np.uint8), "L").save(folder / f"{name}.png")
+
+
+def test_evaluate_cli_on_folders_with_a_single_subfolder(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    gts = {str(i): rng.integers(0, 19, (16, 16)) for i in range(3)}
+    preds = {k: np.where(rng.random(g.shape) < 0.7, g, 0) for k, g in gts.items()}
+    _write(tmp_path / "truth", gts)
+    _write(tmp_path / "sub" / "only", preds)
+    metrics, notes = evaluate_folders(tmp_path / "sub", tmp_path / "truth")
+    expected, _ = course_miou([preds[k] for k in gts], list(gts.values()))
+    assert abs(metrics.miou - expected) < 1e-9 and notes == []
+    assert main([str(tmp_path / "sub"), str(tmp_path / "truth")]) == 0
+    out = capsys.readouterr().out
+    assert f"mIoU{expected:>18.3f}" in out
+    assert all(name in out for name in CLASSES)
+
+
+def test_evaluate_reports_an_absent_class(tmp_path, capsys):
+    _write(tmp_path / "t", {"a": np.ones((8, 8))})
+    _write(tmp_path / "p", {"a": np.ones((8, 8))})
+    assert main([str(tmp_path / "p"), str(tmp_path / "t")]) == 0
+    out = capsys.readouterr().out
+    assert "18 classes appear in neither prediction nor truth" in out
+    assert "course evaluator's mean over all 19 classes is NaN" in out
+    assert "nan" not in out.replace("NaN", "")
+
+
+@pytest.mark.parametrize("case, message", [
+    ("size", "p/a.png: prediction is 16x16 but the true mask is 8x8; predict at the mask's size"),
+    ("missing", "1 of 2 masks have no prediction (e.g. b.png)"),
+    ("values", "p/a.png: values above 18"),
+    ("rgb", "p/a.png: is an RGB colour mask"),
+    ("empty", "no PNG masks in the prediction folder"),
+])
+def test_evaluate_refuses_bad_predictions(tmp_path, capsys, case, message):
+    _write(tmp_path / "t", {"a": np.ones((8, 8)), "b": np.ones((8, 8))})
+    preds = {"a": np.ones((8, 8)), "b": np.ones((8, 8))}
+    if case == "size":
+        preds["a"] = np.ones((16, 16))
+    elif case == "missing":
+        del preds["b"]
+    elif case == "values":
+        preds["a"] = np.full((8, 8), 19)
+    elif case == "empty":
+        preds = {}
+        (tmp_path / "p").mkdir()
+    _write(tmp_path / "p", preds)
+    if case == "rgb":
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "p" / "a.png")
+    assert main([str(tmp_path / "p"), str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("error: ") and "Traceback" not in err

@@ -1,0 +1,159 @@
+"""Everything a training run needs, built from one config: data, model, losses, optimiser.
+
+``build_run`` resolves the data (the built-in synthetic set when ``data.root`` is empty),
+validates it, builds the model within its parameter budget, and returns a ``Run``. ``run_epoch``
+trains and evaluates one epoch and returns the metrics a trial reports; ``save_checkpoint`` and
+``load_checkpoint`` let a run stop and continue at the next epoch with the same data order.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from trainable.augment import eval_transform, train_transform
+from trainable.classes import CLASSES
+from trainable.config import Config
+from trainable.data import FaceParsingDataset, SplitInfo, scan_split
+from trainable.loop import evaluate, make_optimizer, make_scheduler, resolve_device, seed_everything, train_one_epoch
+from trainable.losses import build_loss
+from trainable.models import SegmentationNet, build_model, count_parameters
+from trainable.synthetic import ensure_synthetic
+
+__all__ = ["CHECKPOINT_FILE", "Run", "build_run", "data_root", "load_checkpoint", "run_epoch", "save_checkpoint"]
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass
+class Run:
+    cfg: Config
+    device: torch.device
+    model: SegmentationNet
+    criterion: torch.nn.Module
+    aux_criterion: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    train_loader: DataLoader
+    val_loader: DataLoader
+    train_info: SplitInfo
+    params: int
+
+
+def data_root(cfg: Config) -> Path:
+    """``data.root``, or the built-in synthetic set at the training resolution (capped at 512 px)."""
+    if cfg.data.root:
+        return Path(cfg.data.root).expanduser()
+    return ensure_synthetic(size=min(cfg.data.image_size, 512))
+
+
+def _seed_worker(_: int) -> None:
+    # each worker's augmentation stream follows from the loader's seed for this epoch
+    info = torch.utils.data.get_worker_info()
+    info.dataset.transform.set_random_seed(info.seed % 2**32)
+
+
+def _loader(dataset: FaceParsingDataset, batch_size: int, shuffle: bool, workers: int,
+            device: torch.device) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
+                      pin_memory=device.type == "cuda", drop_last=shuffle and len(dataset) > batch_size,
+                      generator=torch.Generator(), worker_init_fn=_seed_worker)
+
+
+def set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
+    """Make data order, augmentation and dropout of ``epoch`` a function of (seed, epoch) alone,
+    so a run resumed at this epoch continues exactly as an uninterrupted one."""
+    epoch_seed = (seed * 1_000_003 + epoch) % 2**63
+    seed_everything(epoch_seed)
+    loader.generator.manual_seed(epoch_seed)
+    if loader.num_workers == 0:
+        loader.dataset.transform.set_random_seed(epoch_seed % 2**32)
+
+
+def build_run(cfg: Config) -> Run:
+    """Seed, validate the data, and build model, losses, optimiser and loaders from ``cfg``."""
+    seed_everything(cfg.train.seed)
+    device = resolve_device(cfg.train.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    root = data_root(cfg)
+    workers = min(cfg.data.num_workers, os.cpu_count() or 1)
+    train_info = scan_split(root, "train", cache_dir=cfg.data.cache_dir)
+    val_info = scan_split(root, "val", cache_dir=cfg.data.cache_dir)
+    size = cfg.data.image_size
+
+    def subset(info: SplitInfo, n: int) -> tuple[list[str], list[str]]:
+        n = n or len(info)
+        return info.images[:n], info.masks[:n]
+
+    train_set = FaceParsingDataset(*subset(train_info, cfg.data.max_train),
+                                   train_transform(cfg.aug, size, train_info.mean, train_info.std))
+    val_set = FaceParsingDataset(*subset(val_info, cfg.data.max_val),
+                                 eval_transform(size, train_info.mean, train_info.std), native_masks=True)
+    # masks of different sizes cannot share a batch: score them one by one
+    val_batch = cfg.train.batch_size if len(val_info.mask_sizes) <= 1 else 1
+
+    model = build_model(cfg.model, aux_head=cfg.loss.aux_weight > 0).to(device)
+    if device.type == "cuda" and cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion, aux_criterion = build_loss(cfg.loss, train_info.class_pixels)
+    train_loader = _loader(train_set, cfg.train.batch_size, True, workers, device)
+    optimizer = make_optimizer(cfg.optim, model)
+    scheduler = make_scheduler(cfg.optim, optimizer, len(train_loader), cfg.train.epochs)
+    return Run(cfg=cfg, device=device, model=model, criterion=criterion.to(device),
+               aux_criterion=aux_criterion.to(device), optimizer=optimizer, scheduler=scheduler,
+               train_loader=train_loader, val_loader=_loader(val_set, val_batch, False, workers, device),
+               train_info=train_info, params=count_parameters(model))
+
+
+def run_epoch(run: Run, epoch: int) -> dict:
+    """Train epoch ``epoch`` (0-based) and evaluate; returns the metrics a trial reports."""
+    cfg = run.cfg
+    set_epoch(run.train_loader, cfg.train.seed, epoch)
+    stats = train_one_epoch(run.model, run.train_loader, run.criterion, run.optimizer, run.scheduler,
+                            run.device, cfg.train, run.aux_criterion, cfg.loss.aux_weight)
+    metrics, val_loss = evaluate(run.model, run.val_loader, run.device, cfg.train.tta_scales,
+                                 cfg.train.tta_flip, cfg.train.amp, cfg.train.channels_last)
+    return {
+        "epoch": epoch + 1,
+        "val_miou": metrics.miou,
+        "val_acc": metrics.acc,
+        "val_mean_f1": metrics.mean_f1,
+        "val_loss": val_loss,
+        "train_loss": stats["train_loss"],
+        "lr": stats["lr"],
+        "params": run.params,
+        "val_absent_classes": ",".join(metrics.absent),
+        "iou": dict(zip(CLASSES, map(float, metrics.iou), strict=False)),
+    }
+
+
+def save_checkpoint(run: Run, epoch: int, directory: str | Path) -> Path:
+    """Write weights, optimiser, schedule and the next epoch to ``directory/checkpoint.pt``."""
+    path = Path(directory) / CHECKPOINT_FILE
+    state = {
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "epoch": epoch,
+        "config": run.cfg.to_dict(),
+    }
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint-", suffix=".tmp")
+    os.close(fd)
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a reader never sees a half-written checkpoint
+    return path
+
+
+def load_checkpoint(run: Run, directory: str | Path) -> int:
+    """Restore ``run`` from ``directory``; returns the epoch to continue with."""
+    state = torch.load(Path(directory) / CHECKPOINT_FILE, map_location=run.device, weights_only=True)
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    return int(state["epoch"])

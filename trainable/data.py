@@ -1,0 +1,299 @@
+"""Face-parsing data sets on disk: layouts, a validation pass, statistics and the torch Dataset.
+
+Two layouts are read, pairing image and mask by file stem:
+
+- course:  ``<root>/train/train_image/0.jpg`` + ``<root>/train/train_mask/0.png`` (also ``val``,
+  and ``test/test_image`` without masks);
+- generic: ``<root>/<split>/images`` + ``<root>/<split>/masks`` (or ``labels``).
+
+Masks are 8-bit PNGs, palette or grayscale, holding class indices 0..18. An image larger than its
+mask by a whole factor (the full CelebAMask-HQ release pairs 1024 px images with 512 px masks) is
+resized to the mask. ``scan_split`` reads every file once, names every problem with its file, and
+computes the per-channel mean/std and class pixel counts; the result is cached beside the data
+(or in a cache folder when the data folder is read-only) and reused while the files are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+from trainable.classes import NUM_CLASSES
+from trainable.errors import UserError
+
+__all__ = [
+    "DataError",
+    "FaceParsingDataset",
+    "SplitInfo",
+    "find_split",
+    "read_image",
+    "read_mask",
+    "scan_split",
+]
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+CACHE_NAME = ".facesearch-stats.json"
+CACHE_VERSION = 1
+MAX_LISTED = 20  # problems printed before "... and N more"
+
+
+class DataError(UserError):
+    """Problems with a data set; each line names a file and what is wrong with it."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        shown = problems[:MAX_LISTED]
+        more = len(problems) - len(shown)
+        super().__init__("\n".join(shown + ([f"... and {more} more problems"] if more else [])))
+
+
+def find_split(root: str | Path, split: str, with_masks: bool = True) -> tuple[Path, Path | None]:
+    """The image folder and mask folder of ``split`` under ``root``, in either layout."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError([f"{root}: data folder not found; pass an existing folder with --data"])
+    base = root / split
+    candidates = [(base / f"{split}_image", (base / f"{split}_mask",)),
+                  (base / "images", (base / "masks", base / "labels"))]
+    for img_dir, mask_dirs in candidates:
+        if img_dir.is_dir():
+            if not with_masks:
+                return img_dir, None
+            for mask_dir in mask_dirs:
+                if mask_dir.is_dir():
+                    return img_dir, mask_dir
+            names = " or ".join(str(m) for m in mask_dirs)
+            raise DataError([f"{img_dir}: found images but no mask folder; expected {names}"])
+    raise DataError([f"{base}: no '{split}' split; expected {split}/{split}_image (course layout) "
+                     f"or {split}/images (generic layout)"])
+
+
+def _list_images(folder: Path, notes: list[str]) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith("."):
+            continue
+        if p.suffix.lower() not in IMAGE_EXTS or not p.is_file():
+            notes.append(f"{p}: not an image, ignored")
+            continue
+        files.setdefault(p.stem, p)
+    return files
+
+
+def read_image(path: Path) -> np.ndarray:
+    """RGB uint8 array; raises OSError for unreadable or truncated files."""
+    with Image.open(path) as im:
+        im.load()  # forces a full decode: a truncated file fails here, not later
+        return np.asarray(im.convert("RGB"))
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """Class-index uint8 array from an 8-bit palette or grayscale PNG."""
+    with Image.open(path) as im:
+        if im.mode not in ("P", "L"):
+            what = "an RGB colour mask" if im.mode.startswith("RGB") else f"mode {im.mode}"
+            raise ValueError(f"is {what}; masks must be 8-bit palette or grayscale PNGs holding "
+                             f"class indices 0..{NUM_CLASSES - 1}")
+        im.load()
+        return np.asarray(im)
+
+
+def image_scale(image_hw: tuple[int, int], mask_hw: tuple[int, int]) -> int:
+    """Whole factor by which the image is larger than its mask, or 0 if they do not fit."""
+    (h, w), (mh, mw) = image_hw, mask_hw
+    if h % mh or w % mw or h // mh != w // mw:
+        return 0
+    return h // mh
+
+
+@dataclass
+class SplitInfo:
+    """A validated split: its pairs and the statistics computed in the same pass."""
+
+    split: str
+    images: list[str]
+    masks: list[str] | None
+    mean: list[float] = field(default_factory=list)  # RGB, in 0..1
+    std: list[float] = field(default_factory=list)
+    class_pixels: list[int] = field(default_factory=list)  # per class, over all masks
+    mask_sizes: list[list[int]] = field(default_factory=list)  # distinct (h, w)
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def _check_pair(img_path: Path, mask_path: Path | None) -> tuple[list[str], np.ndarray | None]:
+    """Problems found in one pair, and [sum R, G, B, sum R^2.., pixels, class counts.., h, w]."""
+    problems: list[str] = []
+    try:
+        img = read_image(img_path)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        return [f"{img_path}: unreadable or truncated image ({e}); re-export or remove it"], None
+    stats = [img.reshape(-1, 3).sum(0, dtype=np.float64),
+             np.square(img.reshape(-1, 3), dtype=np.float64).sum(0), [img.shape[0] * img.shape[1]]]
+    counts, size = np.zeros(NUM_CLASSES), [0, 0]
+    if mask_path is not None:
+        try:
+            mask = read_mask(mask_path)
+        except (OSError, ValueError) as e:
+            return [f"{mask_path}: {e}" if isinstance(e, ValueError)
+                    else f"{mask_path}: unreadable or truncated mask ({e}); re-export or remove it"], None
+        top = int(mask.max(initial=0))
+        if top >= NUM_CLASSES:
+            bad = np.unique(mask[mask >= NUM_CLASSES])[:5].tolist()
+            problems.append(f"{mask_path}: mask values {bad} outside 0..{NUM_CLASSES - 1}; "
+                            f"masks must hold class indices")
+        else:
+            counts = np.bincount(mask.reshape(-1), minlength=NUM_CLASSES)
+        if not image_scale(img.shape[:2], mask.shape[:2]):
+            problems.append(
+                f"{img_path}: image is {img.shape[1]}x{img.shape[0]} but its mask is "
+                f"{mask.shape[1]}x{mask.shape[0]}; the image must be the mask's size or a whole "
+                f"multiple of it (e.g. 1024 px for a 512 px mask)")
+        size = list(mask.shape[:2])
+    return problems, np.concatenate([*stats, counts, size])
+
+
+def _fingerprint(folders: list[Path]) -> str:
+    h = hashlib.sha1()
+    for folder in folders:
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            st = entry.stat()
+            h.update(f"{entry.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _cache_paths(root: Path, cache_dir: str) -> list[Path]:
+    key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
+    fallback = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "facesearch"
+    return [root / CACHE_NAME, fallback / f"stats-{key}.json"]
+
+
+def _load_cached(paths: list[Path], entry: str) -> dict | None:
+    for p in paths:
+        try:
+            data = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("version") == CACHE_VERSION and entry in data.get("entries", {}):
+            return data["entries"][entry]
+    return None
+
+
+def _store_cached(paths: list[Path], entry: str, value: dict) -> None:
+    for p in paths:
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                data = json.loads(p.read_text())
+            except (OSError, ValueError):
+                data = {}
+            if data.get("version") != CACHE_VERSION:
+                data = {"version": CACHE_VERSION, "entries": {}}
+            data["entries"][entry] = value
+            # write-then-rename: trials starting together never read a half-written file
+            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name, suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f)
+            os.replace(tmp, p)
+            return
+        except OSError:
+            continue  # read-only data folder: fall back to the cache folder
+
+
+def scan_split(root: str | Path, split: str, with_masks: bool = True, cache_dir: str = "",
+               workers: int = 4) -> SplitInfo:
+    """Validate every pair of a split and compute its statistics (cached while files are unchanged).
+
+    Raises ``DataError`` listing every problem, one line per file.
+    """
+    root = Path(root)
+    img_dir, mask_dir = find_split(root, split, with_masks)
+    folders = [img_dir] + ([mask_dir] if mask_dir else [])
+    entry = f"{split}:{int(with_masks)}:{_fingerprint(folders)}"
+    caches = _cache_paths(root, cache_dir)
+    cached = _load_cached(caches, entry)
+    if cached is not None:
+        return SplitInfo(**cached)
+
+    notes: list[str] = []
+    images = _list_images(img_dir, notes)
+    masks = _list_images(mask_dir, notes) if mask_dir else {}
+    problems = []
+    if mask_dir:
+        problems += [f"{images[s]}: image without mask (expected {mask_dir / s}.png)"
+                     for s in images if s not in masks]
+        problems += [f"{masks[s]}: mask without image in {img_dir}" for s in masks if s not in images]
+    stems = [s for s in images if not mask_dir or s in masks]
+    if not stems:
+        problems.append(f"{img_dir}: split '{split}' is empty; it needs at least one "
+                        f"{'image/mask pair' if mask_dir else 'image'}")
+        raise DataError(problems)
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:  # PIL decodes without holding the GIL
+        results = list(pool.map(lambda s: _check_pair(images[s], masks.get(s)), stems))
+    rows = []
+    for found, row in results:
+        problems += found
+        if row is not None:
+            rows.append(row)
+    if problems:
+        raise DataError(problems)
+
+    acc = np.sum(rows, axis=0)
+    pixels = acc[6]
+    mean = acc[0:3] / pixels / 255.0
+    std = np.sqrt(np.maximum(acc[3:6] / pixels / 255.0**2 - mean**2, 0.0))
+    sizes = sorted({(int(r[-2]), int(r[-1])) for r in rows}) if mask_dir else []
+    info = SplitInfo(
+        split=split,
+        images=[str(images[s]) for s in stems],
+        masks=[str(masks[s]) for s in stems] if mask_dir else None,
+        mean=mean.tolist(),
+        std=np.maximum(std, 1e-3).tolist(),
+        class_pixels=[int(x) for x in acc[7:7 + NUM_CLASSES]],
+        mask_sizes=[list(s) for s in sizes],
+        notes=notes,
+    )
+    _store_cached(caches, entry, asdict(info))
+    return info
+
+
+class FaceParsingDataset(torch.utils.data.Dataset):
+    """Image/mask pairs through an albumentations transform; yields (CHW float image, HW long mask).
+
+    ``native_masks=True`` keeps each mask at its file's resolution (the transform then sees only
+    the image) so that validation is scored at the resolution the course scores.
+    """
+
+    def __init__(self, images: list[str], masks: list[str] | None, transform, native_masks: bool = False):
+        self.images, self.masks = images, masks
+        self.transform = transform
+        self.native_masks = native_masks
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        image = read_image(Path(self.images[i]))
+        if self.masks is None:
+            return self.transform(image=image)["image"], torch.zeros(0, dtype=torch.long)
+        mask = read_mask(Path(self.masks[i]))
+        if image.shape[:2] != mask.shape[:2]:
+            image = cv2.resize(image, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_AREA)
+        if self.native_masks:
+            return self.transform(image=image)["image"], torch.from_numpy(mask.astype(np.int64))
+        out = self.transform(image=image, mask=mask)
+        mask = out["mask"]
+        return out["image"], mask.long() if isinstance(mask, torch.Tensor) else torch.from_numpy(mask.astype(np.int64))

@@ -1,0 +1,37 @@
+"""The Ray Tune function trainable: a plain config dict in, one report per epoch out.
+
+    tuner = tune.Tuner(train_segmentation, param_space={"train": {"epochs": 2}, ...})
+
+Each report carries the epoch's metrics and a checkpoint (weights, optimiser, schedule, epoch).
+A trial restored from a checkpoint (a retry after a failure, a resumed experiment, or a paused
+trial) continues with the next epoch, with the same data order it would have had.
+"""
+
+from __future__ import annotations
+
+import tempfile
+
+from ray import tune
+
+from trainable.build import build_run, load_checkpoint, run_epoch, save_checkpoint
+from trainable.config import Config
+
+__all__ = ["train_segmentation"]
+
+
+def train_segmentation(config: dict) -> None:
+    """Train and validate the configured model, reporting once per epoch to Ray Tune."""
+    cfg = Config.from_dict(config)
+    run = build_run(cfg)
+
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as directory:
+            start = load_checkpoint(run, directory)
+
+    for epoch in range(start, cfg.train.epochs):
+        metrics = run_epoch(run, epoch)
+        with tempfile.TemporaryDirectory() as directory:
+            save_checkpoint(run, epoch + 1, directory)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
