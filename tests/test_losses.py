@@ -52,6 +52,12 @@ def test_mix_is_the_weighted_sum_and_skips_zero_weights():
     assert mix(LOGITS, TARGET).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
+def test_total_rescales_the_mix_to_a_fixed_sum():
+    mix, _ = build_loss(LossConfig(ce=1.0, focal=0.5, dice=0.0, lovasz=2.5, total=3.0))
+    assert mix.weights == pytest.approx({"ce": 0.75, "focal": 0.375, "lovasz": 1.875})
+    assert build_loss(LossConfig(total=3.0))[0].weights == pytest.approx({"ce": 1.0, "lovasz": 2.0})
+
+
 def test_aux_loss_is_ce_with_the_same_class_weights():
     _, aux = build_loss(LossConfig(class_weights="report"))
     assert aux.weight.tolist() == pytest.approx(list(REPORT_CLASS_WEIGHTS))

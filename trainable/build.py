@@ -20,12 +20,23 @@ from trainable.augment import eval_transform, train_transform
 from trainable.classes import CLASSES
 from trainable.config import Config
 from trainable.data import FaceParsingDataset, SplitInfo, scan_split
+from trainable.errors import UserError
 from trainable.loop import evaluate, make_optimizer, make_scheduler, resolve_device, seed_everything, train_one_epoch
 from trainable.losses import build_loss
 from trainable.models import SegmentationNet, build_model, count_parameters
 from trainable.synthetic import ensure_synthetic
 
-__all__ = ["CHECKPOINT_FILE", "Run", "build_run", "data_root", "load_checkpoint", "run_epoch", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINT_FILE",
+    "Run",
+    "build_run",
+    "data_root",
+    "load_checkpoint",
+    "load_trained_model",
+    "read_checkpoint",
+    "run_epoch",
+    "save_checkpoint",
+]
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -133,8 +144,9 @@ def run_epoch(run: Run, epoch: int) -> dict:
     }
 
 
-def save_checkpoint(run: Run, epoch: int, directory: str | Path) -> Path:
-    """Write weights, optimiser, schedule and the next epoch to ``directory/checkpoint.pt``."""
+def save_checkpoint(run: Run, epoch: int, directory: str | Path, metrics: dict | None = None) -> Path:
+    """Write weights, optimiser, schedule, the next epoch and the epoch's scalar metrics to
+    ``directory/checkpoint.pt``."""
     path = Path(directory) / CHECKPOINT_FILE
     state = {
         "model": run.model.state_dict(),
@@ -142,6 +154,7 @@ def save_checkpoint(run: Run, epoch: int, directory: str | Path) -> Path:
         "scheduler": run.scheduler.state_dict(),
         "epoch": epoch,
         "config": run.cfg.to_dict(),
+        "metrics": {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float, str))},
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint-", suffix=".tmp")
     os.close(fd)
@@ -157,3 +170,32 @@ def load_checkpoint(run: Run, directory: str | Path) -> int:
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["scheduler"])
     return int(state["epoch"])
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The state saved by ``save_checkpoint`` (a checkpoint folder or its file); clear errors otherwise."""
+    path = Path(path).expanduser()
+    file = path / CHECKPOINT_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise UserError(f"{path}: no checkpoint found (expected a trial checkpoint folder or {CHECKPOINT_FILE})")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)  # never unpickle arbitrary objects
+    except Exception as e:
+        raise UserError(f"{file}: not a readable checkpoint ({type(e).__name__}); it may be corrupt or "
+                        f"from another tool") from None
+    if not isinstance(state, dict) or "model" not in state or "config" not in state:
+        raise UserError(f"{file}: not a checkpoint written by this tool (no model weights and config)")
+    return state
+
+
+def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[SegmentationNet, Config, dict]:
+    """The model of a checkpoint, in eval mode, with its config and the saved state."""
+    state = read_checkpoint(path)
+    cfg = Config.from_dict(state["config"])
+    model = build_model(cfg.model, aux_head=cfg.loss.aux_weight > 0)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise UserError(f"{path}: the weights do not fit model {cfg.model.arch} on {cfg.model.encoder} "
+                        f"({str(e).splitlines()[0]})") from None
+    return model.to(device).eval(), cfg, state

@@ -85,6 +85,7 @@ class LossConfig:
     focal: float = _f(0.0, "weight of softmax focal loss", lo=0)
     dice: float = _f(0.0, "weight of dice loss", lo=0)
     lovasz: float = _f(2.0, "weight of Lovasz-softmax loss", lo=0)
+    total: float = _f(0.0, "rescale the four weights to sum to this (0 = use them as given)", lo=0)
     class_weights: str = _f("report", "class weights for CE and focal", choices=CLASS_WEIGHT_SCHEMES)
     class_weight_power: float = _f(0.5, "inverse_freq: weight = freq ** -power", lo=0, hi=2)
     focal_gamma: float = _f(2.0, "focal loss gamma", lo=0, hi=10)

@@ -100,5 +100,9 @@ def build_loss(cfg: LossConfig, class_pixels: Sequence[int] | None = None) -> tu
     w = class_weights(cfg.class_weights, class_pixels, cfg.class_weight_power)
     if w is not None and len(w) != NUM_CLASSES:
         raise ValueError(f"{len(w)} class weights for {NUM_CLASSES} classes")
-    terms = {name: (getattr(cfg, name), make(cfg, w)) for name, make in LOSSES.items() if getattr(cfg, name) > 0}
+    weights = {name: getattr(cfg, name) for name in LOSSES}
+    if cfg.total > 0:  # a mix searched as shares: only the ratios matter, the scale is fixed
+        norm = cfg.total / sum(weights.values())
+        weights = {name: v * norm for name, v in weights.items()}
+    terms = {name: (weights[name], make(cfg, w)) for name, make in LOSSES.items() if weights[name] > 0}
     return MixedLoss(terms), _CrossEntropy(weight=w)

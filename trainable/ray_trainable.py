@@ -9,20 +9,32 @@ trial) continues with the next epoch, with the same data order it would have had
 
 from __future__ import annotations
 
+import sys
 import tempfile
+from pathlib import Path
 
 from ray import tune
 
 from trainable.build import build_run, load_checkpoint, run_epoch, save_checkpoint
 from trainable.config import Config
+from trainable.errors import UserError
+
+REFUSED_FILE = "refused.txt"
 
 __all__ = ["train_segmentation"]
 
 
 def train_segmentation(config: dict) -> None:
     """Train and validate the configured model, reporting once per epoch to Ray Tune."""
-    cfg = Config.from_dict(config)
-    run = build_run(cfg)
+    try:
+        cfg = Config.from_dict(config)
+        run = build_run(cfg)
+    except UserError as e:
+        # a configuration the rules refuse (e.g. over the parameter budget): retrying cannot help,
+        # so the trial ends without a result and the searcher records it as failed
+        print(f"trial refused: {e}", file=sys.stderr)
+        (Path(tune.get_context().get_trial_dir()) / REFUSED_FILE).write_text(f"{e}\n")
+        return
 
     start = 0
     checkpoint = tune.get_checkpoint()
@@ -33,5 +45,5 @@ def train_segmentation(config: dict) -> None:
     for epoch in range(start, cfg.train.epochs):
         metrics = run_epoch(run, epoch)
         with tempfile.TemporaryDirectory() as directory:
-            save_checkpoint(run, epoch + 1, directory)
+            save_checkpoint(run, epoch + 1, directory, metrics)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

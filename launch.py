@@ -1,0 +1,320 @@
+"""Search face-parsing hyperparameters with Ray Tune: ASHA early stopping + Optuna TPE sampling.
+
+    python launch.py --space augmentation                      # built-in synthetic data, this machine
+    python launch.py --space loss --data DATA --gpus-per-trial 0.5
+    python launch.py --space augmentation --ablation --seeds 3 # one factor at a time
+    python launch.py --space tta --checkpoint PATH             # score TTA scale/flip combinations
+    python launch.py --resume experiments/augmentation-...     # continue an interrupted search
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from search_spaces import SPACES, get_space
+from search_spaces.searcher import JOURNAL_NAME, make_searcher
+from trainable.config import flatten, parse_value
+from trainable.errors import UserError, cli_errors
+
+EXPERIMENT_FILE = "experiment.json"
+
+# Defaults by hardware. On a CPU the whole default search is sized to finish in about ten minutes
+# on two cores: small images, a subset of the synthetic set, few epochs, more trials than rungs.
+CPU_DEFAULTS = {"image_size": 64, "max_epochs": 6, "num_samples": 10, "grace_period": 1, "reduction_factor": 3,
+                "cpus_per_trial": 1, "gpus_per_trial": 0.0, "batch_size": 8, "max_train": 240, "max_val": 80,
+                "num_workers": 0}
+GPU_DEFAULTS = {"image_size": 512, "max_epochs": 30, "num_samples": 32, "grace_period": 3, "reduction_factor": 3,
+                "gpus_per_trial": 1.0, "batch_size": 8, "max_train": 0, "max_val": 0}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python launch.py", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    p.add_argument("--space", help=f"search space: {', '.join(SPACES)}")
+    p.add_argument("--data", help="data folder (course or generic layout); omitted: the built-in synthetic set")
+    p.add_argument("--num-samples", type=int, help="trials to sample (CPU default 10, GPU default 32)")
+    p.add_argument("--max-epochs", type=int, help="epochs of a full trial (ASHA's max_t)")
+    p.add_argument("--grace-period", type=int, help="epochs before ASHA may stop a trial")
+    p.add_argument("--reduction-factor", type=float, help="ASHA keeps 1/reduction_factor of trials per rung")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial")
+    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; fractions pack small models (e.g. 0.25)")
+    p.add_argument("--max-concurrent", type=int, default=0, help="trials running at once (0 = as resources allow)")
+    p.add_argument("--address", help="connect to a running Ray cluster (e.g. auto) instead of starting one")
+    p.add_argument("--storage-path", default="experiments", help="where experiments go (default ./experiments)")
+    p.add_argument("--name", help="experiment name (default <space>-<date>-<time>)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial")
+    p.add_argument("--resume", metavar="EXP_DIR", help="continue an interrupted experiment")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a base config key, e.g. --set optim.lr=1e-3 (repeatable)")
+    p.add_argument("--max-params", type=int, help="parameter budget (default 2,000,000; 0 = none)")
+    p.add_argument("--ablation", action="store_true", help="one factor at a time from the baseline over its levels")
+    p.add_argument("--seeds", type=int, default=1, help="repeats of each ablation configuration")
+    p.add_argument("--checkpoint", help="trained checkpoint for --space tta")
+    args = p.parse_args(argv)
+    if not args.space and not args.resume:
+        p.error("--space is required (or --resume EXP_DIR)")
+    for name in ("num_samples", "max_epochs", "grace_period", "seeds"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("cpus_per_trial", "gpus_per_trial", "max_params", "max_concurrent"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            p.error(f"--{name.replace('_', '-')} must not be negative")
+    if args.reduction_factor is not None and args.reduction_factor <= 1:
+        p.error("--reduction-factor must be greater than 1")
+    return args
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UserError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set optim.lr=1e-3")
+        out[key.strip()] = parse_value(key.strip(), value.strip())
+    return out
+
+
+def settings(args: argparse.Namespace, gpus: float) -> dict:
+    """Hardware defaults, then the user's explicit flags."""
+    s = dict(GPU_DEFAULTS if gpus else CPU_DEFAULTS)
+    if gpus:
+        s["cpus_per_trial"] = max(1, int((os.cpu_count() or 2) // max(1, gpus)))
+        s["num_workers"] = max(1, int(s["cpus_per_trial"]) - 1)
+    for key in ("num_samples", "max_epochs", "grace_period", "reduction_factor", "cpus_per_trial", "gpus_per_trial"):
+        if getattr(args, key) is not None:
+            s[key] = getattr(args, key)
+    s["grace_period"] = min(s["grace_period"], s["max_epochs"])
+    return s
+
+
+def base_overrides(args: argparse.Namespace, s: dict, data_root: str) -> dict:
+    """Config keys set by the run (hardware size, data, budget) and by ``--set``, which wins."""
+    out = {"data.root": data_root, "data.image_size": s["image_size"], "data.max_train": s["max_train"],
+           "data.max_val": s["max_val"], "data.num_workers": s["num_workers"], "train.epochs": s["max_epochs"],
+           "train.batch_size": s["batch_size"], "train.seed": args.seed}
+    if args.max_params is not None:
+        out["model.max_params"] = args.max_params
+    out.update(parse_overrides(args.set))
+    return out
+
+
+def check_storage(path: Path, address: str | None) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"{path}: storage path is not writable ({e.strerror}); "
+                        f"pass a writable --storage-path") from None
+    if address:
+        import ray
+
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        if len(nodes) > 1 and "://" not in str(path):
+            print(f"note: {len(nodes)} nodes in the cluster: {path} must be the same shared folder (NFS) on every "
+                  f"node, or pass --storage-path s3://... / gs://...; a node-local path loses trials' results")
+
+
+def start_ray(address: str | None) -> None:
+    import ray
+
+    if address:
+        ctx = ray.init(address=address, log_to_driver=False)
+    else:
+        # the dashboard binds to localhost; Ray's token authentication stays on unless the user opts out
+        ctx = ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)
+    if ctx.dashboard_url:
+        print(f"Ray dashboard:  http://{ctx.dashboard_url}")
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled":
+            print("                if it asks for a token: `ray get-auth-token` prints it")
+
+
+def resources(s: dict) -> dict:
+    return {"cpu": s["cpus_per_trial"], "gpu": s["gpus_per_trial"]}
+
+
+def build_tuner(exp_dir: Path, meta: dict, restore: bool):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    from trainable.config import Config
+    from trainable.ray_trainable import train_segmentation
+
+    space = get_space(meta["space"])
+    s = meta["settings"]
+    base = Config.from_dict(meta["base_config"])
+    trainable = tune.with_resources(train_segmentation, resources(s))
+    if restore:
+        return tune.Tuner.restore(str(exp_dir), trainable, resume_unfinished=True, resume_errored=True)
+
+    if meta["ablation"]:
+        points = space.ablation_points(base, meta["seeds"])
+        search_alg = BasicVariantGenerator(points_to_evaluate=points)
+        scheduler, num_samples = FIFOScheduler(), len(points)
+        param_space = base.to_dict()
+    else:
+        search_alg = make_searcher(exp_dir / JOURNAL_NAME, meta["name"], meta["seed"], [space.baseline_point(base)],
+                                   max_t=s["max_epochs"], n_startup_trials=max(3, s["num_samples"] // 3))
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=s["max_epochs"],
+                                  grace_period=s["grace_period"], reduction_factor=s["reduction_factor"])
+        num_samples = s["num_samples"]
+        param_space = space.param_space(base)
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(metric="val_miou", mode="max", search_alg=search_alg, scheduler=scheduler,
+                                    num_samples=num_samples, max_concurrent_trials=meta["max_concurrent"] or None,
+                                    trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+        run_config=tune.RunConfig(
+            name=exp_dir.name, storage_path=str(exp_dir.parent),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val_miou",
+                                                    checkpoint_score_order="max"),
+            failure_config=tune.FailureConfig(max_failures=2),
+            verbose=1,
+        ),
+    )
+
+
+def _trial_name(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def summarize(results, exp_dir: Path, meta: dict) -> None:
+    from trainable.config import Config
+
+    space = get_space(meta["space"])
+    baseline = {k.replace("/", "."): v for k, v in space.baseline_point(Config.from_dict(meta["base_config"])).items()}
+    rows = []
+    for r in results:
+        df = r.metrics_dataframe
+        if df is None or "val_miou" not in df or df["val_miou"].isna().all():
+            continue
+        flat = flatten(r.config)
+        is_baseline = all(flat.get(k) == v for k, v in baseline.items())
+        rows.append((Path(r.path).name, float(df["val_miou"].max()), int(df["epoch"].max()), flat, is_baseline))
+    if not rows:
+        print(f"no trial reported a result; see the trial logs under {exp_dir}")
+        return
+    name, miou, epochs, flat, _ = max(rows, key=lambda x: x[1])
+    print()
+    print(f"best trial      {name}: val mIoU {miou:.2f} (epochs trained {epochs})")
+    for key in space.params:
+        print(f"  {key:<28} {flat.get(key)}")
+    for name, miou, epochs, _, is_baseline in rows:
+        if is_baseline:
+            print(f"baseline        {name}: val mIoU {miou:.2f} (epochs trained {epochs})")
+            break
+    stopped = sum(1 for row in rows if row[2] < meta["settings"]["max_epochs"])
+    print(f"trials          {len(rows)} reported, {stopped} stopped before the last epoch")
+    print(f"experiment      {exp_dir}")
+    if not meta["ablation"]:
+        print(f"optuna study    optuna-dashboard {exp_dir / JOURNAL_NAME}")
+    print("next:")
+    print(f"  python -m analysis {exp_dir}")
+    print(f"  python launch.py --retrain {exp_dir}")
+
+
+def run_search(args: argparse.Namespace) -> int:
+    import torch
+
+    space = get_space(args.space) if args.space else None
+    if args.space == "tta":
+        return run_tta(args)
+
+    resume = args.resume is not None
+    if resume:
+        exp_dir = Path(args.resume).expanduser().resolve()
+        meta_path = exp_dir / EXPERIMENT_FILE
+        if not meta_path.is_file():
+            raise UserError(f"{exp_dir}: not an experiment directory (no {EXPERIMENT_FILE}); pass the folder "
+                            f"that launch.py printed as 'experiment'")
+        meta = json.loads(meta_path.read_text())
+    else:
+        if args.ablation and space is None:
+            raise UserError("--ablation needs a training space")
+        gpus = torch.cuda.device_count() if args.gpus_per_trial is None or args.gpus_per_trial > 0 else 0
+        s = settings(args, gpus)
+        storage = Path(args.storage_path).expanduser().resolve()
+        name = args.name or f"{args.space}{'-ablation' if args.ablation else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+        exp_dir = storage / name
+        if exp_dir.exists():
+            raise UserError(f"{exp_dir}: already exists; continue it with --resume {exp_dir} or choose another --name")
+        data_root = resolve_data(args.data, s["image_size"])
+        overrides = base_overrides(args, s, data_root)
+        base = space.base_config(overrides)
+        preflight(base)
+        meta = {"space": args.space, "name": name, "ablation": args.ablation, "seeds": args.seeds, "seed": args.seed,
+                "settings": s, "max_concurrent": args.max_concurrent, "base_config": base.to_dict(),
+                "data": data_root, "synthetic": args.data is None, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": " ".join(["python", "launch.py", *sys.argv[1:]])}
+        check_storage(storage, None)
+
+    start_ray(args.address)
+    check_storage(exp_dir.parent, args.address)
+    if not resume:
+        exp_dir.mkdir(parents=True)
+        (exp_dir / EXPERIMENT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    s = meta["settings"]
+    print(f"results:        {exp_dir}")
+    mode = "ablation (one factor at a time)" if meta["ablation"] else (
+        f"ASHA (max {s['max_epochs']} epochs, grace {s['grace_period']}, reduction {s['reduction_factor']}) "
+        f"+ Optuna TPE (seed {meta['seed']}), {s['num_samples']} trials")
+    print(f"search:         space '{meta['space']}', {mode}")
+    print(f"each trial:     {s['cpus_per_trial']} CPU, {s['gpus_per_trial']} GPU, "
+          f"{meta['base_config']['data']['image_size']} px")
+    tuner = build_tuner(exp_dir, meta, restore=resume)
+    results = tuner.fit()
+    summarize(results, exp_dir, meta)
+    return 0
+
+
+def resolve_data(data: str | None, image_size: int) -> str:
+    if data:
+        return str(Path(data).expanduser().resolve())
+    from trainable.synthetic import ensure_synthetic
+
+    root = ensure_synthetic(size=min(image_size, 512))
+    print(f"data:           no --data given: using the built-in synthetic face-parsing set at {root}")
+    return str(root)
+
+
+def preflight(base) -> None:
+    """Check the data and the baseline model before any trial starts: errors here cost seconds."""
+    from trainable.data import scan_split
+    from trainable.models import build_model
+
+    for split in ("train", "val"):
+        info = scan_split(base.data.root, split, cache_dir=base.data.cache_dir)
+        for note in info.notes[:5]:
+            print(f"note: {note}")
+    build_model(base.model, aux_head=base.loss.aux_weight > 0)
+
+
+def run_tta(args: argparse.Namespace) -> int:
+    from search_spaces.tta import combinations_to_score
+    from trainable.tta_search import print_tta_table, score_tta
+
+    if not args.checkpoint:
+        raise UserError("--space tta needs --checkpoint PATH (a trial checkpoint folder or checkpoint.pt)")
+    rows = score_tta(args.checkpoint, combinations_to_score(), data=args.data, overrides=parse_overrides(args.set))
+    print_tta_table(rows)
+    return 0
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_search(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

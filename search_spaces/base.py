@@ -1,0 +1,85 @@
+"""What a search space is: Tune domains over config keys, ablation levels, and fixed settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ray import tune
+from ray.tune.search.sample import Categorical, Domain, Float, Integer
+
+from trainable.config import Config, ConfigError, flatten
+
+__all__ = ["SearchSpace", "nest"]
+
+
+def nest(flat: dict[str, Any]) -> dict:
+    """``{"aug.rotate_limit": 5}`` -> ``{"aug": {"rotate_limit": 5}}``."""
+    out: dict = {}
+    for key, value in flat.items():
+        group, _, name = key.partition(".")
+        out.setdefault(group, {})[name] = value
+    return out
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A named search space over the trainable's config keys (dotted, e.g. ``aug.rotate_limit``).
+
+    ``params`` are sampled by Optuna; ``levels`` are the values an ablation runs one factor at a
+    time from the baseline; ``constants`` are set in every trial (e.g. a fixed loss total).
+    """
+
+    name: str
+    description: str
+    params: dict[str, Domain]
+    levels: dict[str, list] = field(default_factory=dict)
+    constants: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # every bound and level must be a valid value of its key
+        for key, domain in self.params.items():
+            for value in _domain_values(domain):
+                Config().set(key, value)
+        for key, levels in self.levels.items():
+            for value in levels:
+                Config().set(key, value)
+
+    def base_config(self, overrides: dict | None = None) -> Config:
+        """The baseline: config defaults, then this space's constants, then the user's overrides."""
+        return Config.from_dict({**self.constants, **flatten(overrides or {})})
+
+    def baseline_point(self, base: Config) -> dict:
+        """The searched keys at their baseline values, as Tune's flattened ``group/name`` keys."""
+        flat = flatten(base.to_dict())
+        return {key.replace(".", "/"): flat[key] for key in self.params}
+
+    def param_space(self, base: Config) -> dict:
+        """Nested param space for ``tune.Tuner``: the base config with the searched keys as domains."""
+        flat = flatten(base.to_dict())
+        flat.update(self.params)
+        return nest(flat)
+
+    def ablation_points(self, base: Config, seeds: int = 1) -> list[dict]:
+        """Full configs: the baseline, then each factor at each of its other levels, x ``seeds``."""
+        flat = flatten(base.to_dict())
+        variants = [dict(flat)]
+        for key, levels in self.levels.items():
+            for level in levels:
+                if level != flat[key]:
+                    variants.append({**flat, key: level})
+        return [nest({**v, "train.seed": base.train.seed + s}) for s in range(seeds) for v in variants]
+
+
+def _domain_values(domain: Domain) -> list:
+    if isinstance(domain, Categorical):
+        return list(domain.categories)
+    if isinstance(domain, Integer):
+        return [domain.lower, domain.upper - 1]  # randint's upper bound is exclusive
+    if isinstance(domain, Float):
+        return [domain.lower, domain.upper]
+    raise ConfigError(f"unsupported search domain {domain!r}: use tune.uniform, loguniform, randint or choice")
+
+
+# re-exported so space modules read as plain declarations
+uniform, loguniform, randint, choice = tune.uniform, tune.loguniform, tune.randint, tune.choice

@@ -1,0 +1,69 @@
+"""Optuna TPE for Ray Tune with the right coupling to ASHA.
+
+Ray's ``OptunaSearch`` tells Optuna that a trial ASHA stopped early was COMPLETE, with its
+half-trained score, so TPE learns from early-rung scores as if they were final. Here such a trial
+is told PRUNED: Optuna keeps its per-epoch intermediate values (reported every epoch) and TPE
+treats it as a pruned trial, exactly as Optuna's own pruners do. Trials that reach the last epoch
+are COMPLETE with their final score; errored ones FAIL. The study lives in a journal file in the
+experiment directory so ``optuna-dashboard`` can open it during and after the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+__all__ = ["JOURNAL_NAME", "PrunedOptunaSearch", "journal_storage", "make_searcher"]
+
+JOURNAL_NAME = "optuna.journal"
+logger = logging.getLogger(__name__)
+
+
+def journal_storage(path: str | Path) -> JournalStorage:
+    return JournalStorage(JournalFileBackend(str(path)))
+
+
+class PrunedOptunaSearch(OptunaSearch):
+    """``OptunaSearch`` that reports scheduler-stopped trials to Optuna as PRUNED."""
+
+    def __init__(self, *args, max_t: int, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._max_t = max_t
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return super().on_trial_complete(trial_id, result, error)
+        result = result or {}
+        value, step = result.get(self.metric), result.get("training_iteration")
+        ot_trial = self._ot_trials[trial_id]
+        if value is not None and step is not None and math.isfinite(value):
+            # the result that ends a trial reaches on_trial_complete only: keep it as a step too
+            ot_trial.report(value, step)
+        # a trial that stops before max_t was stopped by the scheduler (Tune marks that result done too)
+        stopped_early = step is not None and step < self._max_t
+        if error or value is None or not math.isfinite(value):
+            state, value = TrialState.FAIL, None
+        elif stopped_early:
+            state, value = TrialState.PRUNED, None  # Optuna keeps the intermediate values
+        else:
+            state = TrialState.COMPLETE
+        try:
+            self._ot_study.tell(ot_trial, value, state=state)
+        except (ValueError, RuntimeError) as exc:
+            logger.warning("could not record trial %s in the Optuna study: %s", trial_id, exc)
+        self._completed_trials.add(trial_id)
+
+
+def make_searcher(journal: str | Path, study_name: str, seed: int, points_to_evaluate: list[dict],
+                  max_t: int, n_startup_trials: int, metric: str = "val_miou", mode: str = "max") -> PrunedOptunaSearch:
+    """A seeded TPE searcher with the PRUNED coupling, its study persisted in ``journal``."""
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
+    return PrunedOptunaSearch(metric=metric, mode=mode, sampler=sampler, storage=journal_storage(journal),
+                              study_name=study_name, points_to_evaluate=points_to_evaluate, max_t=max_t)
