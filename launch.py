@@ -25,8 +25,8 @@ EXPERIMENT_FILE = "experiment.json"
 
 # Defaults by hardware. On a CPU the whole default search is sized to finish in about ten minutes
 # on two cores: small images, a subset of the synthetic set, few epochs, more trials than rungs.
-CPU_DEFAULTS = {"image_size": 64, "max_epochs": 6, "num_samples": 10, "grace_period": 1, "reduction_factor": 3,
-                "cpus_per_trial": 1, "gpus_per_trial": 0.0, "batch_size": 8, "max_train": 240, "max_val": 80,
+CPU_DEFAULTS = {"image_size": 64, "max_epochs": 8, "num_samples": 12, "grace_period": 2, "reduction_factor": 3,
+                "cpus_per_trial": 1, "gpus_per_trial": 0.0, "batch_size": 8, "max_train": 400, "max_val": 100,
                 "num_workers": 0}
 GPU_DEFAULTS = {"image_size": 512, "max_epochs": 30, "num_samples": 32, "grace_period": 3, "reduction_factor": 3,
                 "gpus_per_trial": 1.0, "batch_size": 8, "max_train": 0, "max_val": 0}
@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--space", help=f"search space: {', '.join(SPACES)}")
     p.add_argument("--data", help="data folder (course or generic layout); omitted: the built-in synthetic set")
-    p.add_argument("--num-samples", type=int, help="trials to sample (CPU default 10, GPU default 32)")
+    p.add_argument("--num-samples", type=int, help="trials to sample (CPU default 12, GPU default 32)")
     p.add_argument("--max-epochs", type=int, help="epochs of a full trial (ASHA's max_t)")
     p.add_argument("--grace-period", type=int, help="epochs before ASHA may stop a trial")
     p.add_argument("--reduction-factor", type=float, help="ASHA keeps 1/reduction_factor of trials per rung")
@@ -273,8 +273,28 @@ def run_search(args: argparse.Namespace) -> int:
           f"{meta['base_config']['data']['image_size']} px")
     tuner = build_tuner(exp_dir, meta, restore=resume)
     results = tuner.fit()
+    settle(results, exp_dir, meta)
     summarize(results, exp_dir, meta)
     return 0
+
+
+def settle(results, exp_dir: Path, meta: dict) -> None:
+    """Close the books after a run: a trial the driver started but never recorded (it was killed in
+    between) is moved to ``orphaned/`` and failed in the Optuna study, so every trial ends once."""
+    known = {Path(r.path).name for r in results if r.path}
+    for d in sorted(exp_dir.glob("trial_*")):
+        if d.name not in known:
+            (exp_dir / "orphaned").mkdir(exist_ok=True)
+            d.rename(exp_dir / "orphaned" / d.name)
+            print(f"note: {d.name} was started before the driver stopped but never recorded; moved to orphaned/")
+    if not meta["ablation"]:
+        import optuna
+
+        from search_spaces.searcher import journal_storage
+
+        study = optuna.load_study(study_name=meta["name"], storage=journal_storage(exp_dir / JOURNAL_NAME))
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
 
 
 def resolve_data(data: str | None, image_size: int) -> str:
@@ -313,6 +333,9 @@ def run_tta(args: argparse.Namespace) -> int:
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # snapshot the experiment state at every step, not every ~10 s: a killed driver then loses
+    # (almost) nothing, and --resume neither reruns nor forgets a finished trial
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
     return run_search(args)
 
 

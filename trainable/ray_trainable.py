@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import ray
 from ray import tune
 
 from trainable.build import build_run, load_checkpoint, run_epoch, save_checkpoint
@@ -42,8 +43,10 @@ def train_segmentation(config: dict) -> None:
         with checkpoint.as_directory() as directory:
             start = load_checkpoint(run, directory)
 
+    node = ray.get_runtime_context().get_node_id()
     for epoch in range(start, cfg.train.epochs):
         metrics = run_epoch(run, epoch)
+        metrics["node"] = node  # which machine of a cluster ran it
         with tempfile.TemporaryDirectory() as directory:
             save_checkpoint(run, epoch + 1, directory, metrics)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

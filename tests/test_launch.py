@@ -1,0 +1,174 @@
+"""launch.py as a user runs it: real Ray runs with ASHA + Optuna on the tiny synthetic set."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search_spaces import get_space
+from search_spaces.searcher import JOURNAL_NAME, journal_storage, make_searcher
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_SEARCH = ["--num-samples", "6", "--max-epochs", "3", "--grace-period", "1", "--reduction-factor", "2",
+               "--set", "train.batch_size=4", "--set", "model.decoder_width=32", "--set", "loss.lovasz=0.5"]
+
+
+def launch(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "launch.py", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def load_study(exp_dir: Path) -> optuna.Study:
+    return optuna.load_study(study_name=exp_dir.name, storage=journal_storage(exp_dir / JOURNAL_NAME))
+
+
+def trial_results(exp_dir: Path) -> dict[str, list[dict]]:
+    out = {}
+    for d in sorted(exp_dir.glob("trial_*")):
+        lines = (d / "result.json").read_text().splitlines() if (d / "result.json").exists() else []
+        out[d.name] = [json.loads(x) for x in lines]
+    return out
+
+
+def test_search_end_to_end_with_asha_optuna_and_dashboard(tiny_master, tmp_path):
+    proc = launch("--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path),
+                  "--name", "e2e", *TINY_SEARCH)
+    lines, dashboard_status = [], None
+    for line in proc.stdout:
+        lines.append(line)
+        match = re.search(r"Ray dashboard:\s+(http://\S+)", line)
+        if match and dashboard_status is None:
+            dashboard_status = _get_status(match.group(1))
+    assert proc.wait(timeout=600) == 0, "".join(lines[-40:])
+    out = "".join(lines)
+    assert dashboard_status is not None and dashboard_status < 500  # the dashboard answered during the run
+    for expected in ("results:", "best trial", "baseline", "python -m analysis", "python launch.py --retrain"):
+        assert expected in out
+
+    exp = tmp_path / "e2e"
+    study = load_study(exp)
+    assert len(study.trials) == 6
+    baseline = get_space("augmentation").baseline_point(get_space("augmentation").base_config())
+    assert study.trials[0].params == pytest.approx(baseline)  # the baseline is trial 0
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, "ASHA stopped no trial"
+    for t in pruned:
+        assert 1 <= len(t.intermediate_values) < 3  # stopped before the last epoch, with its per-epoch values
+    for t in study.trials:
+        if t.state == TrialState.COMPLETE:
+            assert sorted(t.intermediate_values) == [1, 2, 3] and t.value == t.intermediate_values[3]
+    epochs = [len(r) for r in trial_results(exp).values()]
+    assert min(epochs) < 3 and max(epochs) == 3
+    assert json.loads((exp / "experiment.json").read_text())["space"] == "augmentation"
+
+
+def _get_status(url: str) -> int | None:
+    for _ in range(60):
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            time.sleep(0.5)
+    return None
+
+
+def test_same_seed_samples_the_same_configurations(tmp_path):
+    space = get_space("augmentation")
+    base = space.base_config()
+
+    def sample(seed: int, name: str) -> list[dict]:
+        searcher = make_searcher(tmp_path / f"{name}.journal", name, seed, [space.baseline_point(base)], max_t=3,
+                                 n_startup_trials=3)
+        searcher.set_search_properties("val_miou", "max", space.param_space(base))
+        out = []
+        for i in range(6):
+            config = searcher.suggest(f"t{i}")
+            searcher.on_trial_complete(f"t{i}", {"val_miou": float(i % 3), "training_iteration": 3})
+            out.append(config)
+        return out
+
+    a, b, c = sample(7, "a"), sample(7, "b"), sample(8, "c")
+    assert a == b
+    assert a[0] == c[0]  # the baseline comes first whatever the seed
+    assert a[1:] != c[1:]
+
+
+def test_killed_search_resumes_without_losing_or_rerunning_trials(tiny_master, tmp_path):
+    args = ["--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path), "--name", "kill",
+            "--max-concurrent", "1", *TINY_SEARCH]
+    proc = launch(*args, start_new_session=True)
+    exp = tmp_path / "kill"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill the driver once two trials have finished
+        if exp.exists() and sum(1 for t in _journal_trials(exp) if t.state.is_finished()) >= 2:
+            break
+        time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = trial_results(exp)
+    finished_before = {t.number for t in _journal_trials(exp) if t.state.is_finished()}
+    assert len(finished_before) >= 2
+
+    resumed = launch("--resume", str(exp))
+    out = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 0, out[-3000:]
+    after = trial_results(exp)
+    assert len(after) == 6
+    study = load_study(exp)
+    assert all(t.state.is_finished() for t in study.trials)
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials) == 6
+    for name, rows in after.items():
+        iterations = [r["training_iteration"] for r in rows]
+        assert iterations == list(range(1, len(rows) + 1)), name  # no epoch trained twice
+    finished_dirs = [n for n, rows in before.items() if rows and (len(rows) == 3 or _stopped(rows))]
+    for name in finished_dirs:
+        assert after[name] == before[name], name  # a finished trial is neither lost nor rerun
+
+
+def _stopped(rows: list[dict]) -> bool:
+    return bool(rows[-1].get("done"))
+
+
+def _journal_trials(exp: Path) -> list:
+    try:
+        return load_study(exp).trials
+    except (KeyError, ValueError, OSError):
+        return []
+
+
+def test_resume_of_a_folder_that_is_not_an_experiment(tmp_path):
+    proc = launch("--resume", str(tmp_path))
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 2
+    assert f"error: {tmp_path}: not an experiment directory" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--space", "colour"], "unknown search space 'colour': valid spaces are augmentation, jitter, loss"),
+    (["--space", "augmentation", "--set", "aug.rotation=3"], "unknown config key 'aug.rotation'"),
+    (["--space", "augmentation", "--set", "train.epochs=many"], "train.epochs='many': expected int"),
+    (["--space", "augmentation", "--data", "/nonexistent"], "data folder not found"),
+    (["--space", "augmentation", "--set", "model.encoder=tu-resnet50"], "over the budget of 2,000,000"),
+    (["--space", "tta"], "--space tta needs --checkpoint"),
+])
+def test_bad_input_is_one_clear_line(args, message, tmp_path):
+    proc = launch(*args, "--storage-path", str(tmp_path))
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 2, out
+    assert message in out and "Traceback" not in out
+    assert not list(tmp_path.iterdir())  # nothing written
