@@ -192,7 +192,8 @@ def summarize(results, exp_dir: Path, meta: dict) -> None:
     from trainable.config import Config
 
     space = get_space(meta["space"])
-    baseline = {k.replace("/", "."): v for k, v in space.baseline_point(Config.from_dict(meta["base_config"])).items()}
+    base = flatten(Config.from_dict(meta["base_config"]).to_dict())
+    baseline = {k: base[k] for k in {*space.params, *space.levels}}
     rows = []
     for r in results:
         df = r.metrics_dataframe

@@ -25,8 +25,8 @@ def tiny_master(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def tiny_data(tiny_master, tmp_path) -> Path:
-    """A private copy of the tiny synthetic set that a test may damage."""
-    return Path(shutil.copytree(tiny_master, tmp_path / "data"))
+    """A private copy of the tiny synthetic set (without its stats cache) that a test may damage."""
+    return Path(shutil.copytree(tiny_master, tmp_path / "data", ignore=shutil.ignore_patterns(".facesearch-*")))
 
 
 def tiny_config(root: Path, **groups) -> dict:

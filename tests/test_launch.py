@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 
 from search_spaces import get_space
 from search_spaces.searcher import JOURNAL_NAME, journal_storage, make_searcher
+from trainable.config import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_SEARCH = ["--num-samples", "6", "--max-epochs", "3", "--grace-period", "1", "--reduction-factor", "2",
@@ -172,3 +173,28 @@ def test_bad_input_is_one_clear_line(args, message, tmp_path):
     assert proc.returncode == 2, out
     assert message in out and "Traceback" not in out
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_ablation_runs_one_factor_at_a_time(tiny_master, tmp_path):
+    proc = launch("--space", "optimizer", "--ablation", "--seeds", "1", "--data", str(tiny_master),
+                  "--storage-path", str(tmp_path), "--name", "abl", "--max-epochs", "1",
+                  "--set", "model.decoder_width=32", "--set", "loss.lovasz=0.5")
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, out[-3000:]
+    space = get_space("optimizer")
+    results = trial_results(tmp_path / "abl")
+    assert len(results) == 1 + sum(len(v) - 1 for v in space.levels.values())  # baseline + each other level
+    base = space.base_config({"model.decoder_width": 32, "loss.lovasz": 0.5})
+    diffs = []
+    for rows in results.values():
+        assert len(rows) == 1  # every configuration is trained in full: no early stopping
+        cfg = Config.from_dict(rows[-1]["config"])
+        changed = {k for k in space.levels if _get(cfg, k) != _get(base, k)}
+        assert len(changed) <= 1
+        diffs.append(tuple(changed))
+    assert diffs.count(()) == 1  # exactly one baseline row
+
+
+def _get(cfg, key: str):
+    group, name = key.split(".")
+    return getattr(getattr(cfg, group), name)

@@ -1,0 +1,57 @@
+"""Scoring TTA combinations of a trained checkpoint, and refusing bad checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from search_spaces.tta import combinations_to_score
+from tests.conftest import tiny_config
+from tests.test_launch import launch
+from trainable.build import CHECKPOINT_FILE, build_run, load_trained_model, run_epoch, save_checkpoint
+from trainable.config import Config
+from trainable.errors import UserError
+from trainable.tta_search import score_tta
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_master, tmp_path_factory):
+    run = build_run(Config.from_dict(tiny_config(tiny_master, train={"epochs": 1})))
+    metrics = run_epoch(run, 0)
+    directory = tmp_path_factory.mktemp("ckpt")
+    save_checkpoint(run, 1, directory, metrics)
+    return directory
+
+
+def test_every_combination_is_scored_and_plain_reproduces_the_checkpoint(checkpoint):
+    combos = combinations_to_score()
+    assert len(combos) == 62 and combos[0] == ((1.0,), False)
+    rows = score_tta(checkpoint, combos)
+    assert len(rows) == 62
+    assert rows == sorted(rows, key=lambda r: -r["val_miou"])
+    plain = next(r for r in rows if r["scales"] == [1.0] and not r["flip"])
+    assert plain["val_miou"] == pytest.approx(rows[0]["checkpoint_val_miou"], abs=1e-9)
+
+
+def test_cli_prints_the_table(checkpoint):
+    proc = launch("--space", "tta", "--checkpoint", str(checkpoint))
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out
+    assert "62 combinations scored; plain inference (scale 1.0, no flip)" in out
+    assert "best: --set train.tta_scales=" in out
+
+
+def test_bad_checkpoints_are_refused(checkpoint, tmp_path):
+    with pytest.raises(UserError, match="no checkpoint found"):
+        load_trained_model(tmp_path / "missing")
+    (tmp_path / "corrupt.pt").write_bytes(b"\x80\x02 definitely not a checkpoint")
+    with pytest.raises(UserError, match="not a readable checkpoint"):
+        load_trained_model(tmp_path / "corrupt.pt")
+    state = torch.load(checkpoint / CHECKPOINT_FILE, weights_only=True)
+    state["config"]["model"]["decoder_width"] = 48  # weights saved from a different architecture
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(UserError, match="the weights do not fit model unet"):
+        load_trained_model(tmp_path / "other.pt")
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(UserError, match="not a checkpoint written by this tool"):
+        load_trained_model(tmp_path / "foreign.pt")
