@@ -189,11 +189,7 @@ def _trial_name(trial) -> str:
 
 
 def summarize(results, exp_dir: Path, meta: dict) -> None:
-    from trainable.config import Config
-
-    space = get_space(meta["space"])
-    base = flatten(Config.from_dict(meta["base_config"]).to_dict())
-    baseline = {k: base[k] for k in {*space.params, *space.levels}}
+    baseline = meta["baseline"]
     rows = []
     for r in results:
         df = r.metrics_dataframe
@@ -208,7 +204,7 @@ def summarize(results, exp_dir: Path, meta: dict) -> None:
     name, miou, epochs, flat, _ = max(rows, key=lambda x: x[1])
     print()
     print(f"best trial      {name}: val mIoU {miou:.2f} (epochs trained {epochs})")
-    for key in space.params:
+    for key in meta["searched"]:
         print(f"  {key:<28} {flat.get(key)}")
     for name, miou, epochs, _, is_baseline in rows:
         if is_baseline:
@@ -253,8 +249,11 @@ def run_search(args: argparse.Namespace) -> int:
         overrides = base_overrides(args, s, data_root)
         base = space.base_config(overrides)
         preflight(base)
+        flat_base = flatten(base.to_dict())
         meta = {"space": args.space, "name": name, "ablation": args.ablation, "seeds": args.seeds, "seed": args.seed,
                 "settings": s, "max_concurrent": args.max_concurrent, "base_config": base.to_dict(),
+                "searched": list(space.params), "levels": space.levels,
+                "baseline": {k: flat_base[k] for k in {*space.params, *space.levels}},
                 "data": data_root, "synthetic": args.data is None, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "command": " ".join(["python", "launch.py", *sys.argv[1:]])}
         check_storage(storage, None)

@@ -75,6 +75,12 @@ def test_search_end_to_end_with_asha_optuna_and_dashboard(tiny_master, tmp_path)
     assert min(epochs) < 3 and max(epochs) == 3
     assert json.loads((exp / "experiment.json").read_text())["space"] == "augmentation"
 
+    analysis = subprocess.run([sys.executable, "-m", "analysis", str(exp)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+    assert analysis.returncode == 0, analysis.stderr
+    for name in ("report.md", "trials.parquet", "tables/importance.csv", "plots/learning_curves.png"):
+        assert (exp / "analysis" / name).is_file(), name
+
 
 def _get_status(url: str) -> int | None:
     for _ in range(60):

@@ -1,0 +1,124 @@
+"""Read an experiment directory into DataFrames, from the files on disk alone.
+
+Works on a finished, running, resumed or copied experiment: each trial folder's ``params.json``
+and ``result.json`` (one JSON line per epoch) are read; a half-written last line of a running
+trial is skipped. Nothing is re-run and no model code is imported.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from trainable.config import flatten
+from trainable.errors import UserError
+
+__all__ = ["EXPERIMENT_FILE", "Experiment", "load_experiment", "load_study", "trial_status"]
+
+EXPERIMENT_FILE = "experiment.json"
+METRICS = ("val_miou", "val_acc", "val_mean_f1", "val_loss", "train_loss", "lr")
+
+
+@dataclass
+class Experiment:
+    path: Path
+    meta: dict  # experiment.json: space, settings, baseline, searched keys, ...
+    trials: pd.DataFrame  # one row per trial: status, epochs, wall time, config columns
+    epochs: pd.DataFrame  # one row per trial x reported epoch: metrics, per-class IoU
+
+    @property
+    def max_epochs(self) -> int:
+        return int(self.meta["settings"]["max_epochs"])
+
+    @property
+    def searched(self) -> list[str]:
+        return list(self.meta.get("searched", []))
+
+    def long_table(self) -> pd.DataFrame:
+        """Every trial x every reported epoch, with the trial's status and config (``trials.parquet``)."""
+        return self.trials.merge(self.epochs, on="trial", how="left")
+
+
+def trial_status(rows: list[dict], max_epochs: int, folder: Path) -> str:
+    """completed, stopped by ASHA at epoch e, errored, refused or running (from the files alone)."""
+    if (folder / "refused.txt").exists():
+        return "refused"
+    if (folder / "error.txt").exists() or (folder / "error.pkl").exists():
+        return "errored"
+    if rows and rows[-1].get("epoch", 0) >= max_epochs:
+        return "completed"
+    if rows and rows[-1].get("done"):  # Tune marks the result on which the scheduler stopped a trial
+        return f"stopped by ASHA at epoch {rows[-1].get('epoch')}"
+    return "running"
+
+
+def _read_rows(path: Path) -> list[dict]:
+    rows = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                continue  # a running trial's last line may be half written
+    return rows
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Load ``path``; a missing folder or one not written by launch.py gets a one-line error."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise UserError(f"{path}: experiment folder not found")
+    meta_file = path / EXPERIMENT_FILE
+    if not meta_file.is_file():
+        raise UserError(f"{path}: not an experiment folder (no {EXPERIMENT_FILE}); pass the folder launch.py "
+                        f"printed as 'experiment'")
+    meta = json.loads(meta_file.read_text())
+    if "searched" not in meta:  # written before experiment.json recorded the space itself
+        from search_spaces import get_space
+
+        space = get_space(meta["space"])
+        base = flatten(meta["base_config"])
+        meta.update(searched=list(space.params), levels=space.levels,
+                    baseline={k: base[k] for k in {*space.params, *space.levels}})
+    max_epochs = int(meta["settings"]["max_epochs"])
+    trial_rows, epoch_rows = [], []
+    for folder in sorted(p for p in path.glob("trial_*") if p.is_dir()):
+        rows = _read_rows(folder / "result.json")
+        params = folder / "params.json"
+        config = json.loads(params.read_text()) if params.is_file() else (rows[0]["config"] if rows else {})
+        trial_rows.append({
+            "trial": folder.name,
+            "status": trial_status(rows, max_epochs, folder),
+            "epochs": int(rows[-1]["epoch"]) if rows else 0,
+            "wall_time_s": float(rows[-1]["time_total_s"]) if rows else 0.0,
+            "node": rows[-1].get("node", "") if rows else "",
+            **flatten(config),
+        })
+        for r in rows:
+            epoch_rows.append({"trial": folder.name, "epoch": int(r["epoch"]),
+                               **{m: r.get(m) for m in METRICS},
+                               **{f"iou/{k}": v for k, v in (r.get("iou") or {}).items()}})
+    trials = pd.DataFrame(trial_rows, columns=None if trial_rows else ["trial", "status", "epochs", "wall_time_s"])
+    epochs = pd.DataFrame(epoch_rows, columns=None if epoch_rows else ["trial", "epoch", *METRICS])
+    if trials.empty:
+        raise UserError(f"{path}: the experiment has no trials yet; run or resume it with launch.py first")
+    for col in trials.columns:  # list-valued config keys (e.g. TTA scales) as text, so parquet can store them
+        if trials[col].map(lambda v: isinstance(v, list)).any():
+            trials[col] = trials[col].map(lambda v: ",".join(map(str, v)) if isinstance(v, list) else v)
+    return Experiment(path=path, meta=meta, trials=trials, epochs=epochs)
+
+
+def load_study(exp: Experiment):
+    """The experiment's Optuna study from its journal file, or None (ablations have none)."""
+    import optuna
+
+    from search_spaces.searcher import JOURNAL_NAME, journal_storage
+
+    journal = exp.path / JOURNAL_NAME
+    if not journal.is_file():
+        return None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name=exp.meta["name"], storage=journal_storage(journal))

@@ -1,0 +1,170 @@
+"""Write an experiment's report folder: trials.parquet, tables (Markdown, LaTeX, CSV), plots, report.md."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import plots
+from analysis.load import Experiment
+from analysis.tables import (
+    ablation_table,
+    configurations_table,
+    factor_tables,
+    importance_table,
+    per_class_table,
+    trial_summary,
+)
+
+__all__ = ["FORMATS", "to_latex", "to_markdown", "write_report"]
+
+FORMATS = ("md", "tex", "csv")
+
+
+def _cell(v, digits: int = 2) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.{digits}f}" if abs(v) >= 0.01 or v == 0 else f"{v:.2e}"
+    return str(v)
+
+
+def _rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    index = df.index.name is not None
+    header = ([df.index.name] if index else []) + [str(c) for c in df.columns]
+    body = [([str(i)] if index else []) + [_cell(v) for v in row]
+            for i, row in zip(df.index, df.itertuples(index=False))]
+    return header, body
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    header, body = _rows(df)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in body]
+    return "\n".join(lines) + "\n"
+
+
+_TEX = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "{": r"\{",
+        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
+
+
+def _tex(s: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in s)
+
+
+def to_latex(df: pd.DataFrame, caption: str) -> str:
+    """A booktabs table (needs ``\\usepackage{booktabs}``)."""
+    header, body = _rows(df)
+    align = "l" + "r" * (len(header) - 1)
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(caption)}}}", rf"\begin{{tabular}}{{{align}}}",
+             r"\toprule", " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(_tex(c) for c in r) + r" \\" for r in body]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _write_table(df: pd.DataFrame, out: Path, name: str, caption: str, formats: tuple[str, ...]) -> str:
+    (out / "tables").mkdir(exist_ok=True)
+    if "md" in formats:
+        (out / "tables" / f"{name}.md").write_text(to_markdown(df))
+    if "tex" in formats:
+        (out / "tables" / f"{name}.tex").write_text(to_latex(df, caption))
+    if "csv" in formats:
+        df.to_csv(out / "tables" / f"{name}.csv", index=df.index.name is not None)
+    return to_markdown(df)
+
+
+def _describe(exp: Experiment) -> list[str]:
+    m, s = exp.meta, exp.meta["settings"]
+    if m["ablation"]:
+        search = (f"one-factor-at-a-time ablation from the baseline, {m.get('seeds', 1)} seed(s) per configuration, "
+                  f"every configuration trained for {s['max_epochs']} epochs (no early stopping)")
+    else:
+        search = (f"Optuna TPE sampler (seed {m['seed']}) with the baseline evaluated first; ASHA scheduler "
+                  f"(max {s['max_epochs']} epochs, grace period {s['grace_period']}, reduction factor "
+                  f"{s['reduction_factor']}); trials ASHA stopped are recorded in Optuna as PRUNED")
+    data = "built-in synthetic face-parsing set" if m.get("synthetic") else m.get("data", "")
+    base = m["base_config"]
+    weights = "scratch" if base["model"]["pretrained"] == "none" else base["model"]["pretrained"]
+    return [
+        f"- **Search space:** `{m['space']}` ({', '.join(f'`{k}`' for k in exp.searched)})",
+        f"- **Search:** {search}",
+        f"- **Budget:** {s['num_samples'] if not m['ablation'] else len(exp.trials)} trials, "
+        f"{s['cpus_per_trial']} CPU and {s['gpus_per_trial']} GPU per trial, "
+        f"{base['data']['image_size']} px images, batch size {base['train']['batch_size']}",
+        f"- **Data:** {data}" + (f" (first {base['data']['max_train']} training and {base['data']['max_val']} "
+                                   f"validation images)" if base["data"]["max_train"] else ""),
+        f"- **Model:** {base['model']['arch']} on {base['model']['encoder']} (decoder width "
+        f"{base['model']['decoder_width']}), trained from {weights}",
+        f"- **Command:** `{m.get('command', '')}` ({m.get('created', '')})",
+    ]
+
+
+def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS) -> Path:
+    """Write everything into ``out``; returns the path of report.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "plots").mkdir(exist_ok=True)
+    exp.long_table().to_parquet(out / "trials.parquet", index=False)
+
+    summary = trial_summary(exp.trials, exp.epochs, exp.meta["baseline"])
+    counts = summary["status"].str.replace(r" at epoch \d+", "", regex=True).value_counts()
+    md = [f"# Experiment `{exp.path.name}`", "", *_describe(exp),
+          f"- **Trials:** {', '.join(f'{n} {s}' for s, n in counts.items())}", ""]
+
+    md += ["## Configurations", "",
+           "One row per trial, best first. val mIoU is the course's mIoU (19 classes, background included) on "
+           "the validation set; a trial that overfits (val mIoU peaked before its last epoch while pixel accuracy "
+           "kept rising) is reported at its peak. *delta vs baseline* is against the baseline configuration, "
+           "which every experiment evaluates first.", ""]
+    md.append(_write_table(configurations_table(summary, exp.trials, exp.searched), out, "configurations",
+                           "Trials of the experiment, best first", formats))
+
+    if exp.meta["ablation"]:
+        table = ablation_table(summary, exp.trials, exp.meta["baseline"], exp.meta["levels"])
+        md += ["## Ablation", "", "Each row changes one factor of the baseline to the level shown; val mIoU and "
+               "pixel accuracy are means over seeds, *std* their standard deviation, *overfitting* the number of "
+               "seeds that overfit.", ""]
+        md.append(_write_table(table, out, "ablation", "One-factor-at-a-time ablation", formats))
+    else:
+        md += ["## Per factor", "", "For each searched parameter: its value (or value range) against the best and "
+               "mean val mIoU of the trials that completed all epochs; trials ASHA stopped early are left out so "
+               "that their shorter training does not distort the comparison.", ""]
+        for key, table in factor_tables(summary, exp.trials, exp.searched).items():
+            md += [f"### `{key}`", ""]
+            md.append(_write_table(table, out, f"factor_{key}", f"val mIoU by {key}", formats))
+        md += _importances(exp, out, formats)
+
+    per_class = per_class_table(summary, exp.epochs)
+    if not per_class.empty:
+        md += ["## Per-class IoU", "", "IoU (%) of each class for the best trials and the baseline, at their "
+               "reported epoch.", ""]
+        md.append(_write_table(per_class, out, "per_class", "Per-class IoU", formats))
+        plots.plot_per_class(per_class, out / "plots" / "per_class.png")
+        md += ["![per-class IoU](plots/per_class.png)", ""]
+    if not exp.epochs.empty:
+        plots.plot_learning_curves(exp.epochs, summary, out / "plots" / "learning_curves.png")
+        md += ["## Learning curves", "", "Val mIoU per epoch of every trial: short orange curves are trials ASHA "
+               "stopped; the thick line is the baseline.", "", "![learning curves](plots/learning_curves.png)", ""]
+        if exp.searched:
+            plots.plot_miou_vs_params(summary, exp.trials, exp.searched, out / "plots" / "miou_vs_params.png")
+            md += ["## val mIoU against each parameter", "", "![mIoU vs parameters](plots/miou_vs_params.png)", ""]
+    report = out / "report.md"
+    report.write_text("\n".join(md))
+    return report
+
+
+def _importances(exp: Experiment, out: Path, formats: tuple[str, ...]) -> list[str]:
+    from analysis.load import load_study
+
+    study = load_study(exp)
+    if study is None:
+        return ["## Importances", "", "No Optuna study found in the experiment folder.", ""]
+    table, method = importance_table(study)
+    md = ["## Importances", "", f"How much each parameter explains val mIoU: {method}.", ""]
+    if table.empty:
+        return md
+    md.append(_write_table(table, out, "importance", "Hyperparameter importance", formats))
+    plots.plot_importances(table, out / "plots" / "importance.png")
+    return [*md, "![importances](plots/importance.png)", ""]

@@ -1,0 +1,132 @@
+"""Table builders: DataFrames in, DataFrames out. No drawing and no file writing here.
+
+The per-trial figure follows the face-parsing reports: a trial "overfits" when its val mIoU
+peaked before the last epoch while pixel accuracy kept rising; it is then reported at its peak
+(the last evaluation before overfitting), otherwise at its last epoch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from trainable.classes import CLASSES
+
+__all__ = [
+    "ablation_table",
+    "configurations_table",
+    "factor_tables",
+    "importance_table",
+    "per_class_table",
+    "trial_summary",
+]
+
+
+def trial_summary(trials: pd.DataFrame, epochs: pd.DataFrame, baseline: dict) -> pd.DataFrame:
+    """One row per trial: the reported epoch's mIoU and accuracy, peak, overfitting, delta vs baseline."""
+    rows = []
+    for _, t in trials.iterrows():
+        e = epochs[epochs["trial"] == t["trial"]].sort_values("epoch")
+        row = {"trial": t["trial"], "status": t["status"], "epochs": int(t["epochs"]),
+               "wall_time_s": t["wall_time_s"],
+               "is_baseline": all(t.get(k) == v for k, v in baseline.items())}
+        if e.empty or e["val_miou"].isna().all():
+            rows.append({**row, "overfitting": False})
+            continue
+        peak = e.loc[e["val_miou"].idxmax()]
+        last = e.iloc[-1]
+        overfit = bool(peak["epoch"] < last["epoch"] and last["val_acc"] > peak["val_acc"])
+        shown = peak if overfit else last
+        rows.append({**row, "val_miou": shown["val_miou"], "val_acc": shown["val_acc"],
+                     "reported_epoch": int(shown["epoch"]), "peak_miou": peak["val_miou"],
+                     "peak_epoch": int(peak["epoch"]), "final_miou": last["val_miou"], "overfitting": overfit})
+    out = pd.DataFrame(rows)
+    base = out.loc[out["is_baseline"], "val_miou"] if "val_miou" in out else pd.Series(dtype=float)
+    out["delta"] = out.get("val_miou", np.nan) - (base.mean() if len(base) else np.nan)
+    return out
+
+
+def configurations_table(summary: pd.DataFrame, trials: pd.DataFrame, searched: list[str]) -> pd.DataFrame:
+    """One row per configuration, best first, baseline marked: the experiment's main table."""
+    t = summary.merge(trials[["trial", *searched]], on="trial")
+    t = t.sort_values("val_miou", ascending=False, na_position="last")
+    cols = ["trial", *searched, "val_miou", "val_acc", "delta", "epochs", "status", "overfitting"]
+    out = t[cols].rename(columns={"val_miou": "val mIoU", "val_acc": "pixel acc", "delta": "delta vs baseline"})
+    out["trial"] = [f"{n} (baseline)" if b else n for n, b in zip(t["trial"], t["is_baseline"])]
+    return out.reset_index(drop=True)
+
+
+def _factor_of(row: pd.Series, baseline: dict, levels: dict) -> tuple[str, object]:
+    changed = [k for k in levels if row.get(k) != baseline.get(k)]
+    if not changed:
+        return "baseline", "-"
+    return changed[0], row[changed[0]]
+
+
+def ablation_table(summary: pd.DataFrame, trials: pd.DataFrame, baseline: dict, levels: dict) -> pd.DataFrame:
+    """One-factor-at-a-time table: factor, level, mean +- std over seeds, delta vs the baseline row."""
+    t = summary.merge(trials, on=["trial", "status", "epochs", "wall_time_s"])
+    keys = [_factor_of(r, baseline, levels) for _, r in t.iterrows()]
+    t["factor"], t["level"] = [k for k, _ in keys], [str(v) for _, v in keys]
+    order = {k: i for i, k in enumerate(["baseline", *levels])}
+    grouped = t.groupby(["factor", "level"], sort=False)
+    out = grouped.agg(seeds=("trial", "count"), miou=("val_miou", "mean"), miou_std=("val_miou", "std"),
+                      acc=("val_acc", "mean"), epochs=("epochs", "max"), overfitting=("overfitting", "sum"))
+    out = out.reset_index()
+    base = out.loc[out["factor"] == "baseline", "miou"]
+    out["delta"] = out["miou"] - (base.iloc[0] if len(base) else np.nan)
+    out["miou_std"] = out["miou_std"].fillna(0.0)
+    out = out.sort_values(["factor", "level"], key=lambda s: s.map(order) if s.name == "factor" else s)
+    return out.rename(columns={"miou": "val mIoU", "miou_std": "std", "acc": "pixel acc",
+                               "delta": "delta vs baseline"}).reset_index(drop=True)
+
+
+def factor_tables(summary: pd.DataFrame, trials: pd.DataFrame, searched: list[str],
+                  bins: int = 4) -> dict[str, pd.DataFrame]:
+    """Per searched key: level (or binned range) vs best and mean mIoU over trials that completed.
+
+    Trials ASHA stopped early are left out so that their short training does not drag a level down.
+    """
+    done = summary[summary["status"] == "completed"].merge(trials[["trial", *searched]], on="trial")
+    tables = {}
+    for key in searched:
+        values = done[key]
+        if values.empty:
+            continue
+        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+        level = pd.cut(values, bins=bins, precision=3) if numeric and values.nunique() > bins else values
+        table = done.groupby(level, sort=True, observed=True)["val_miou"].agg(trials="count", best="max", mean="mean")
+        table.index = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in table.index]
+        tables[key] = table.rename_axis("level").reset_index().rename(columns={"best": "best mIoU",
+                                                                               "mean": "mean mIoU"})
+    return tables
+
+
+def per_class_table(summary: pd.DataFrame, epochs: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+    """IoU per class (rows named by class) for the best ``top`` trials and the baseline."""
+    ranked = summary.dropna(subset=["val_miou"]).sort_values("val_miou", ascending=False)
+    chosen = list(ranked.head(top).itertuples())
+    chosen += [r for r in ranked[ranked["is_baseline"]].head(1).itertuples() if r.trial not in
+               {c.trial for c in chosen}]
+    columns = {}
+    for r in chosen:
+        row = epochs[(epochs["trial"] == r.trial) & (epochs["epoch"] == r.reported_epoch)].iloc[0]
+        name = f"{r.trial} (baseline)" if r.is_baseline else r.trial
+        columns[name] = [row.get(f"iou/{c}", np.nan) for c in CLASSES]
+    return pd.DataFrame(columns, index=pd.Index(CLASSES, name="class"))
+
+
+def importance_table(study, min_trials: int = 2) -> tuple[pd.DataFrame, str]:
+    """Hyperparameter importances from the Optuna study and a sentence naming the method."""
+    import optuna
+
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(complete) < min_trials:
+        return pd.DataFrame(columns=["parameter", "importance"]), (
+            f"not computed: {len(complete)} trials completed all epochs, at least {min_trials} are needed")
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    table = pd.DataFrame({"parameter": [k.replace("/", ".") for k in importances],
+                          "importance": list(importances.values())})
+    return table, (f"PED-ANOVA (Optuna's PedAnovaImportanceEvaluator) over the {len(complete)} trials that "
+                   f"completed all epochs; importances sum to 1")
