@@ -5,6 +5,8 @@
     python launch.py --space augmentation --ablation --seeds 3 # one factor at a time
     python launch.py --space tta --checkpoint PATH             # score TTA scale/flip combinations
     python launch.py --resume experiments/augmentation-...     # continue an interrupted search
+    python launch.py --retrain EXP [--top 3 --seeds 3 --epochs 60 --train-on train+val]
+    python launch.py --predict EXP/retrain/trial_x/model.pt --images DATA/test/test_image --out preds --zip sub.zip
 """
 
 from __future__ import annotations
@@ -55,9 +57,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ablation", action="store_true", help="one factor at a time from the baseline over its levels")
     p.add_argument("--seeds", type=int, default=1, help="repeats of each ablation configuration")
     p.add_argument("--checkpoint", help="trained checkpoint for --space tta")
+    r = p.add_argument_group("retrain the best configuration")
+    r.add_argument("--retrain", metavar="EXP_DIR", help="retrain the best (or chosen) configurations of an experiment")
+    r.add_argument("--trial", help="retrain this trial (e.g. trial_1a2b3c4d) instead of the best")
+    r.add_argument("--top", type=int, default=1, help="retrain the best K configurations")
+    r.add_argument("--epochs", type=int, help="epochs of the full schedule (default: the experiment's)")
+    r.add_argument("--train-on", choices=("train", "train+val"), help="training data (train+val: no held-out val)")
+    r.add_argument("--out", help="output folder (retrain default EXP_DIR/retrain; required for --predict)")
+    q = p.add_argument_group("predict a folder and package the submission")
+    q.add_argument("--predict", metavar="CHECKPOINT", help="model.pt of a retrain (or a trial checkpoint)")
+    q.add_argument("--images", help="folder of images to predict")
+    q.add_argument("--tta", help="scales, e.g. 0.75,1,1.25 (default: the checkpoint's)")
+    q.add_argument("--flip", action="store_true", help="add flipped predictions (left/right labels swapped)")
+    q.add_argument("--zip", help="also write the masks into this zip, under one top folder")
+    q.add_argument("--size", type=int, help="mask side in pixels (default: each input image's size)")
+    q.add_argument("--force", action="store_true", help="replace an existing output folder or zip")
     args = p.parse_args(argv)
-    if not args.space and not args.resume:
-        p.error("--space is required (or --resume EXP_DIR)")
+    if not (args.space or args.resume or args.retrain or args.predict):
+        p.error("--space is required (or --resume EXP_DIR, --retrain EXP_DIR, --predict CHECKPOINT)")
+    if args.predict and not (args.images and args.out):
+        p.error("--predict needs --images DIR and --out DIR")
+    for name in ("top", "epochs", "size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name} must be at least 1")
     for name in ("num_samples", "max_epochs", "grace_period", "seeds"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -330,9 +353,86 @@ def run_tta(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_retrain(args: argparse.Namespace) -> int:
+    from analysis.load import load_experiment
+    from analysis.tables import trial_summary
+    from trainable.config import Config
+    from trainable.retrain import retrain
+
+    exp = load_experiment(args.retrain)
+    summary = trial_summary(exp.trials, exp.epochs, exp.meta["baseline"]).dropna(subset=["val_miou"])
+    if args.trial:
+        name = args.trial if args.trial.startswith("trial_") else f"trial_{args.trial}"
+        chosen = summary[summary["trial"] == name]
+        if chosen.empty:
+            raise UserError(f"{exp.path}: no trial {args.trial!r} with results; trials are "
+                            f"{', '.join(summary['trial'].head(8))}{' ...' if len(summary) > 8 else ''}")
+    else:
+        chosen = summary.sort_values("val_miou", ascending=False).head(args.top)
+    out_root = Path(args.out or exp.path / "retrain").expanduser()
+    overrides = parse_overrides(args.set)
+    results = []
+    for _, row in chosen.iterrows():
+        flat = flatten(json.loads((exp.path / row["trial"] / "params.json").read_text()))
+        if args.epochs:
+            flat["train.epochs"] = args.epochs
+        if args.train_on:
+            flat["data.train_on"] = args.train_on
+        flat.update(overrides)
+        for k in range(args.seeds):
+            cfg = Config.from_dict({**flat, "train.seed": int(flat["train.seed"]) + k})
+            out = out_root / (row["trial"] + (f"-seed{cfg.train.seed}" if args.seeds > 1 else ""))
+            if out.exists():
+                raise UserError(f"{out}: already exists; choose another --out or remove it")
+            print(f"retraining {row['trial']} (search val mIoU {row['val_miou']:.2f}), seed {cfg.train.seed}, "
+                  f"{cfg.train.epochs} epochs on {cfg.data.train_on} -> {out}")
+            results.append({"trial": row["trial"], "out": str(out), **retrain(cfg, out)})
+    _print_retrain(results)
+    return 0
+
+
+def _print_retrain(results: list[dict]) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame(results)
+    print()
+    for trial, g in df.groupby("trial", sort=False):
+        scales = ",".join(f"{s:g}" for s in g["tta_scales"].iloc[0])
+        tta = f"scales {scales}{' + flip' if g['tta_flip'].iloc[0] else ''}"
+        if len(g) > 1:
+            print(f"{trial}: val mIoU {g['val_miou'].mean():.2f} +- {g['val_miou'].std():.2f} over {len(g)} seeds, "
+                  f"with TTA ({tta}) {g['val_miou_tta'].mean():.2f} +- {g['val_miou_tta'].std():.2f}")
+        else:
+            print(f"{trial}: val mIoU {g['val_miou'].iloc[0]:.2f}, with TTA ({tta}) {g['val_miou_tta'].iloc[0]:.2f}")
+        print(f"  {g['params'].iloc[0]:,} parameters; weights: {g['out'].iloc[0]}/model.pt")
+        if g["note"].iloc[0]:
+            print(f"  note: {g['note'].iloc[0]}")
+    best = df.loc[df["val_miou"].idxmax()]
+    print("next:")
+    print(f"  python launch.py --predict {best['out']}/model.pt --images DATA/test/test_image --out predictions "
+          f"--zip submission.zip")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from trainable.predict import predict_folder
+
+    scales = parse_value("train.tta_scales", args.tta) if args.tta else None
+    result = predict_folder(args.predict, args.images, args.out, scales=scales, flip=args.flip or None,
+                            size=args.size, zip_path=args.zip, force=args.force)
+    print(f"predicted {result['images']} images -> {result['out']} (scales {result['scales']}, "
+          f"flip {'on' if result['flip'] else 'off'}, {result['params']:,} parameters)")
+    if result["zip"]:
+        print(f"zip: {result['zip']}")
+    return 0
+
+
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.retrain:
+        return run_retrain(args)
+    if args.predict:
+        return run_predict(args)
     # snapshot the experiment state at every step, not every ~10 s: a killed driver then loses
     # (almost) nothing, and --resume neither reruns nor forgets a finished trial
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")

@@ -102,8 +102,12 @@ def build_run(cfg: Config) -> Run:
         n = n or len(info)
         return info.images[:n], info.masks[:n]
 
-    train_set = FaceParsingDataset(*subset(train_info, cfg.data.max_train),
-                                   train_transform(cfg.aug, size, train_info.mean, train_info.std))
+    images, masks = subset(train_info, cfg.data.max_train)
+    if cfg.data.train_on == "train+val":
+        val_images, val_masks = subset(val_info, cfg.data.max_val)
+        images, masks = images + val_images, masks + val_masks
+    train_set = FaceParsingDataset(images, masks, train_transform(cfg.aug, size, train_info.mean, train_info.std),
+                                   flip_double=cfg.data.flip_double)
     val_set = FaceParsingDataset(*subset(val_info, cfg.data.max_val),
                                  eval_transform(size, train_info.mean, train_info.std), native_masks=True)
     # masks of different sizes cannot share a batch: score them one by one
@@ -154,6 +158,7 @@ def save_checkpoint(run: Run, epoch: int, directory: str | Path, metrics: dict |
         "scheduler": run.scheduler.state_dict(),
         "epoch": epoch,
         "config": run.cfg.to_dict(),
+        "normalization": {"mean": run.train_info.mean, "std": run.train_info.std},  # to predict without the data
         "metrics": {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float, str))},
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint-", suffix=".tmp")

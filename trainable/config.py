@@ -57,6 +57,10 @@ class DataConfig:
     cache_dir: str = _f("", "where to cache stats when the data folder is read-only; empty = ~/.cache")
     max_train: int = _f(0, "use only the first N training pairs (0 = all)", lo=0)
     max_val: int = _f(0, "use only the first N validation pairs (0 = all)", lo=0)
+    train_on: str = _f("train", "train on train, or on train+val (val is then no longer held out)",
+                       choices=("train", "train+val"))
+    flip_double: bool = _f(False, "add a mirrored, label-swapped copy of every training pair (the reports' "
+                                  "offline flip); aug.flip_p is the on-the-fly flip")
 
 
 @dataclass

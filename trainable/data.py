@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from trainable.classes import NUM_CLASSES
+from trainable.classes import FLIP_LUT, NUM_CLASSES
 from trainable.errors import UserError
 
 __all__ = [
@@ -277,21 +277,27 @@ class FaceParsingDataset(torch.utils.data.Dataset):
     the image) so that validation is scored at the resolution the course scores.
     """
 
-    def __init__(self, images: list[str], masks: list[str] | None, transform, native_masks: bool = False):
+    def __init__(self, images: list[str], masks: list[str] | None, transform, native_masks: bool = False,
+                 flip_double: bool = False):
         self.images, self.masks = images, masks
         self.transform = transform
         self.native_masks = native_masks
+        self.flip_double = flip_double  # items n..2n-1 are the mirrored, label-swapped pairs
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.images) * (2 if self.flip_double else 1)
 
     def __getitem__(self, i: int):
+        mirrored = i >= len(self.images)
+        i %= len(self.images)
         image = read_image(Path(self.images[i]))
         if self.masks is None:
             return self.transform(image=image)["image"], torch.zeros(0, dtype=torch.long)
         mask = read_mask(Path(self.masks[i]))
         if image.shape[:2] != mask.shape[:2]:
             image = cv2.resize(image, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_AREA)
+        if mirrored:
+            image, mask = np.ascontiguousarray(image[:, ::-1]), FLIP_LUT[mask[:, ::-1]]
         if self.native_masks:
             return self.transform(image=image)["image"], torch.from_numpy(mask.astype(np.int64))
         out = self.transform(image=image, mask=mask)

@@ -1,0 +1,150 @@
+"""Retrain -> predict -> evaluate on the tiny synthetic set, and the submission's refusals."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import tiny_config
+from tests.test_launch import launch
+from trainable.config import Config
+from trainable.data import FaceParsingDataset, read_mask, scan_split
+from trainable.errors import UserError
+from trainable.evaluate import evaluate_folders
+from trainable.predict import predict_folder
+from trainable.retrain import retrain
+
+
+@pytest.fixture(scope="module")
+def retrained(tiny_master, tmp_path_factory) -> tuple[Path, dict]:
+    cfg = Config.from_dict(tiny_config(tiny_master, train={"epochs": 2, "tta_scales": [0.75, 1.0], "tta_flip": True}))
+    out = tmp_path_factory.mktemp("retrain") / "best"
+    return out, retrain(cfg, out, log=lambda *_: None)
+
+
+def test_retrain_writes_weights_curves_config_and_machine(retrained):
+    out, summary = retrained
+    for name in ("model.pt", "model.safetensors", "config.json", "curves.csv", "curves.png", "machine.json",
+                 "summary.json"):
+        assert (out / name).is_file(), name
+    state = torch.load(out / "model.pt", weights_only=True)
+    assert {"model", "config", "normalization", "metrics"} <= set(state)
+    from safetensors.torch import load_file
+
+    assert set(load_file(str(out / "model.safetensors"))) == set(state["model"])
+    assert summary["params"] == sum(v.numel() for k, v in state["model"].items() if "running" not in k
+                                    and "num_batches" not in k)
+    assert len((out / "curves.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    assert summary["tta_scales"] == [0.75, 1.0] and summary["tta_flip"] is True
+    assert json.loads((out / "machine.json").read_text())["torch"] == torch.__version__
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_predictions_score_what_the_retrain_reported(retrained, tiny_master, tmp_path, tta):
+    out, summary = retrained
+    preds = tmp_path / "preds"
+    result = predict_folder(out / "model.pt", tiny_master / "val" / "val_image", preds,
+                            scales=None if tta else [1.0], flip=tta)
+    assert result["images"] == 5
+    assert sorted(p.name for p in preds.iterdir()) == [f"{i}.png" for i in range(5)]
+    metrics, _ = evaluate_folders(preds, tiny_master / "val" / "val_mask")
+    expected = summary["val_miou_tta"] if tta else summary["val_miou"]
+    assert metrics.miou == pytest.approx(expected, abs=1e-9)
+
+
+def test_large_images_give_large_masks_unless_size_is_set(retrained, tiny_master, tmp_path):
+    big = tmp_path / "big"
+    big.mkdir()
+    for p in sorted((tiny_master / "test" / "test_image").glob("*.jpg")):
+        cv2.imwrite(str(big / p.name), cv2.resize(cv2.imread(str(p)), (256, 256)))
+    predict_folder(retrained[0] / "model.pt", big, tmp_path / "full")
+    predict_folder(retrained[0] / "model.pt", big, tmp_path / "small", size=64)
+    for name in ("0.png", "1.png", "2.png"):
+        full = Image.open(tmp_path / "full" / name)
+        assert full.size == (256, 256) and full.mode == "P"
+        assert Image.open(tmp_path / "small" / name).size == (64, 64)
+        assert read_mask(tmp_path / "full" / name).max() <= 18
+
+
+def test_zip_has_one_top_folder_and_a_submission_note(retrained, tiny_master, tmp_path):
+    result = predict_folder(retrained[0] / "model.pt", tiny_master / "test" / "test_image", tmp_path / "masks",
+                            zip_path=tmp_path / "sub.zip")
+    with zipfile.ZipFile(result["zip"]) as z:
+        assert sorted(z.namelist()) == ["masks/0.png", "masks/1.png", "masks/2.png"]
+    note = (tmp_path / "SUBMISSION.md").read_text()
+    assert f"{result['params']:,}" in note and "Reproduce" in note and "segmentation-models-pytorch" in note
+
+
+def test_refusals(retrained, tiny_master, tmp_path):
+    model = retrained[0] / "model.pt"
+    images = tiny_master / "test" / "test_image"
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "keep.txt").write_text("mine")
+    with pytest.raises(UserError, match="output folder exists and is not empty; choose another --out or pass --force"):
+        predict_folder(model, images, tmp_path / "taken")
+    assert (tmp_path / "taken" / "keep.txt").read_text() == "mine"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no images"):
+        predict_folder(model, tmp_path / "empty", tmp_path / "o1")
+    with pytest.raises(UserError, match="over the 1e-05 MB upload limit"):
+        predict_folder(model, images, tmp_path / "o2", zip_path=tmp_path / "big.zip", max_zip_mb=1e-5)
+    assert not (tmp_path / "big.zip").exists() and (tmp_path / "o2" / "0.png").exists()
+    with pytest.raises(UserError, match="no checkpoint found"):
+        predict_folder(tmp_path / "nope.pt", images, tmp_path / "o3")
+    assert not (tmp_path / "o3").exists()
+
+
+def test_cli_retrain_then_predict(tiny_master, tmp_path):
+    # a one-trial experiment folder as launch.py writes it
+    exp = tmp_path / "exp"
+    (exp / "trial_abc").mkdir(parents=True)
+    cfg = Config.from_dict(tiny_config(tiny_master, train={"epochs": 1}))
+    flat_base = {"aug.rotate_limit": cfg.aug.rotate_limit}
+    (exp / "experiment.json").write_text(json.dumps({
+        "space": "augmentation", "name": "exp", "ablation": False, "seed": 0, "base_config": cfg.to_dict(),
+        "settings": {"max_epochs": 1}, "searched": ["aug.rotate_limit"], "levels": {}, "baseline": flat_base}))
+    (exp / "trial_abc" / "params.json").write_text(json.dumps(cfg.to_dict()))
+    row = {"epoch": 1, "training_iteration": 1, "val_miou": 5.0, "val_acc": 50.0, "time_total_s": 1.0, "done": True}
+    (exp / "trial_abc" / "result.json").write_text(json.dumps(row) + "\n")
+
+    proc = launch("--retrain", str(exp), "--seeds", "2", "--train-on", "train+val")
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert "over 2 seeds" in out and "not a held-out estimate" in out
+    model = exp / "retrain" / "trial_abc-seed0" / "model.pt"
+    assert model.is_file() and (exp / "retrain" / "trial_abc-seed1" / "model.pt").is_file()
+
+    preds = tmp_path / "preds"
+    proc = launch("--predict", str(model), "--images", str(tiny_master / "test" / "test_image"), "--out", str(preds),
+                  "--tta", "0.75,1", "--flip")
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, out
+    assert "predicted 3 images" in out and "flip on" in out
+    again = launch("--predict", str(model), "--images", str(tiny_master / "test" / "test_image"), "--out", str(preds))
+    assert again.communicate(timeout=300)[0].count("error: ") == 1 and again.returncode == 2
+
+
+def test_flip_double_adds_mirrored_swapped_copies(tiny_master):
+    info = scan_split(tiny_master, "train")
+    ds = FaceParsingDataset(info.images, info.masks, lambda image, mask: {"image": image, "mask": mask},
+                            flip_double=True)
+    assert len(ds) == 2 * len(info)
+    _, mask = ds[0]
+    _, mirrored = ds[len(info)]
+    swap = {4: 5, 5: 4, 6: 7, 7: 6, 8: 9, 9: 8}
+    expected = np.vectorize(lambda v: swap.get(v, v))(mask.numpy()[:, ::-1])
+    assert np.array_equal(mirrored.numpy(), expected)
+
+
+def test_train_on_train_plus_val(tiny_master):
+    from trainable.build import build_run
+
+    run = build_run(Config.from_dict(tiny_config(tiny_master, data={"train_on": "train+val"})))
+    assert len(run.train_loader.dataset) == 10 + 5
