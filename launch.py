@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from search_spaces import SPACES, get_space
-from search_spaces.searcher import JOURNAL_NAME, make_searcher
+from search_spaces.searcher import JOURNAL_NAME, make_searcher, skip_finished_trials
 from trainable.config import flatten, parse_value
 from trainable.errors import UserError, cli_errors
 
@@ -175,7 +175,9 @@ def build_tuner(exp_dir: Path, meta: dict, restore: bool):
     space = get_space(meta["space"])
     s = meta["settings"]
     base = Config.from_dict(meta["base_config"])
-    trainable = tune.with_resources(train_segmentation, resources(s))
+    fn = train_segmentation if meta["ablation"] else skip_finished_trials(train_segmentation, exp_dir / JOURNAL_NAME,
+                                                                          meta["name"])
+    trainable = tune.with_resources(fn, resources(s))
     if restore:
         return tune.Tuner.restore(str(exp_dir), trainable, resume_unfinished=True, resume_errored=True)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -20,9 +21,10 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-__all__ = ["JOURNAL_NAME", "PrunedOptunaSearch", "journal_storage", "make_searcher"]
+__all__ = ["JOURNAL_NAME", "PrunedOptunaSearch", "journal_storage", "make_searcher", "skip_finished_trials"]
 
 JOURNAL_NAME = "optuna.journal"
+TUNE_TRIAL_ATTR = "tune_trial_id"
 logger = logging.getLogger(__name__)
 
 
@@ -37,6 +39,18 @@ class PrunedOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self._max_t = max_t
 
+    def suggest(self, trial_id: str) -> dict | None:
+        config = super().suggest(trial_id)
+        if trial_id in self._ot_trials:  # lets a resumed trial find its own record in the journal
+            self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ATTR, trial_id)
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        try:
+            super().on_trial_result(trial_id, result)
+        except RuntimeError as exc:  # e.g. the study already recorded this trial's end
+            logger.warning("could not record a result of trial %s in the Optuna study: %s", trial_id, exc)
+
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return super().on_trial_complete(trial_id, result, error)
@@ -45,7 +59,10 @@ class PrunedOptunaSearch(OptunaSearch):
         ot_trial = self._ot_trials[trial_id]
         if value is not None and step is not None and math.isfinite(value):
             # the result that ends a trial reaches on_trial_complete only: keep it as a step too
-            ot_trial.report(value, step)
+            try:
+                ot_trial.report(value, step)
+            except RuntimeError:
+                pass  # already ended in the study: tell() below logs it
         # a trial that stops before max_t was stopped by the scheduler (Tune marks that result done too)
         stopped_early = step is not None and step < self._max_t
         if error or value is None or not math.isfinite(value):
@@ -56,7 +73,7 @@ class PrunedOptunaSearch(OptunaSearch):
             state = TrialState.COMPLETE
         try:
             self._ot_study.tell(ot_trial, value, state=state)
-        except (ValueError, RuntimeError) as exc:
+        except (ValueError, RuntimeError) as exc:  # e.g. a resumed trial the study had already ended
             logger.warning("could not record trial %s in the Optuna study: %s", trial_id, exc)
         self._completed_trials.add(trial_id)
 
@@ -67,3 +84,33 @@ def make_searcher(journal: str | Path, study_name: str, seed: int, points_to_eva
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
     return PrunedOptunaSearch(metric=metric, mode=mode, sampler=sampler, storage=journal_storage(journal),
                               study_name=study_name, points_to_evaluate=points_to_evaluate, max_t=max_t)
+
+
+def skip_finished_trials(trainable: Callable[[dict], None], journal: str | Path, study_name: str) -> Callable:
+    """Wrap a function trainable so that a trial resumed from a checkpoint does not train again when
+    the study already recorded its end.
+
+    A driver killed between telling Optuna that a trial ended (written at once to the journal) and
+    Ray's next experiment-state snapshot leaves that trial "running" in Ray's state; on ``--resume``
+    Ray would continue it. The journal is the record that was written first, so it decides.
+    """
+    journal = str(journal)
+
+    def guarded(config: dict) -> None:
+        from ray import tune
+
+        resumed = tune.get_checkpoint() is not None
+        if resumed and _ended_in_study(journal, study_name, tune.get_context().get_trial_id()):
+            return
+        return trainable(config)
+
+    guarded.__name__ = getattr(trainable, "__name__", "trainable")
+    return guarded
+
+
+def _ended_in_study(journal: str, study_name: str, trial_id: str) -> bool:
+    if not Path(journal).is_file():
+        return False
+    study = optuna.load_study(study_name=study_name, storage=journal_storage(journal))
+    return any(t.user_attrs.get(TUNE_TRIAL_ATTR) == trial_id and t.state.is_finished()
+               for t in study.get_trials(deepcopy=False))

@@ -204,3 +204,25 @@ def test_ablation_runs_one_factor_at_a_time(tiny_master, tmp_path):
 def _get(cfg, key: str):
     group, name = key.split(".")
     return getattr(getattr(cfg, group), name)
+
+
+def test_the_journal_records_which_tune_trials_ended(tmp_path):
+    from search_spaces.searcher import _ended_in_study
+
+    space = get_space("augmentation")
+    base = space.base_config()
+    journal = tmp_path / "s.journal"
+    searcher = make_searcher(journal, "s", 0, [space.baseline_point(base)], max_t=3, n_startup_trials=3)
+    searcher.set_search_properties("val_miou", "max", space.param_space(base))
+    searcher.suggest("ended")
+    searcher.suggest("running")
+    searcher.on_trial_result("ended", {"val_miou": 1.0, "training_iteration": 1})
+    searcher.on_trial_complete("ended", {"val_miou": 2.0, "training_iteration": 2})
+    assert _ended_in_study(str(journal), "s", "ended")
+    assert not _ended_in_study(str(journal), "s", "running")
+    assert load_study_trials(journal)[0].state == TrialState.PRUNED  # stopped at epoch 2 of 3
+    searcher.on_trial_result("ended", {"val_miou": 3.0, "training_iteration": 3})  # a resumed rerun: ignored
+
+
+def load_study_trials(journal: Path) -> list:
+    return optuna.load_study(study_name="s", storage=journal_storage(journal)).trials
