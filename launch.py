@@ -18,13 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+from analysis.load import EXPERIMENT_FILE
 from search_spaces import SPACES, get_space
 from search_spaces.experiment import build_tuner, check_storage, settle, start_ray
 from search_spaces.searcher import JOURNAL_NAME
 from trainable.config import flatten, parse_value
 from trainable.errors import UserError, cli_errors
-
-EXPERIMENT_FILE = "experiment.json"
 
 # Defaults by hardware. On a CPU the whole default search is sized to finish in about ten minutes
 # on two cores: small images, a subset of the synthetic set, few epochs, more trials than rungs.

@@ -36,6 +36,7 @@ __all__ = [
     "read_checkpoint",
     "run_epoch",
     "save_checkpoint",
+    "val_loader",
 ]
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -86,6 +87,17 @@ def set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
         loader.dataset.transform.set_random_seed(epoch_seed % 2**32)
 
 
+def val_loader(cfg: Config, val_info: SplitInfo, mean: list[float], std: list[float], workers: int,
+               device: torch.device) -> DataLoader:
+    """The first ``data.max_val`` validation pairs, images at the model's size, masks at their own."""
+    n = cfg.data.max_val or len(val_info)
+    dataset = FaceParsingDataset(val_info.images[:n], val_info.masks[:n],
+                                 eval_transform(cfg.data.image_size, mean, std), native_masks=True)
+    # masks of different sizes cannot share a batch: score them one by one
+    batch = cfg.train.batch_size if len(val_info.mask_sizes) <= 1 else 1
+    return _loader(dataset, batch, False, workers, device)
+
+
 def build_run(cfg: Config) -> Run:
     """Seed, validate the data, and build model, losses, optimiser and loaders from ``cfg``."""
     seed_everything(cfg.train.seed)
@@ -108,10 +120,6 @@ def build_run(cfg: Config) -> Run:
         images, masks = images + val_images, masks + val_masks
     train_set = FaceParsingDataset(images, masks, train_transform(cfg.aug, size, train_info.mean, train_info.std),
                                    flip_double=cfg.data.flip_double)
-    val_set = FaceParsingDataset(*subset(val_info, cfg.data.max_val),
-                                 eval_transform(size, train_info.mean, train_info.std), native_masks=True)
-    # masks of different sizes cannot share a batch: score them one by one
-    val_batch = cfg.train.batch_size if len(val_info.mask_sizes) <= 1 else 1
 
     model = build_model(cfg.model, aux_head=cfg.loss.aux_weight > 0).to(device)
     if device.type == "cuda" and cfg.train.channels_last:
@@ -122,7 +130,8 @@ def build_run(cfg: Config) -> Run:
     scheduler = make_scheduler(cfg.optim, optimizer, len(train_loader), cfg.train.epochs)
     return Run(cfg=cfg, device=device, model=model, criterion=criterion.to(device),
                aux_criterion=aux_criterion.to(device), optimizer=optimizer, scheduler=scheduler,
-               train_loader=train_loader, val_loader=_loader(val_set, val_batch, False, workers, device),
+               train_loader=train_loader,
+               val_loader=val_loader(cfg, val_info, train_info.mean, train_info.std, workers, device),
                train_info=train_info, params=count_parameters(model))
 
 

@@ -54,7 +54,7 @@ class DataConfig:
     root: str = _f("", "data set folder (course or generic layout); empty = built-in synthetic set")
     image_size: int = _f(512, "side in pixels that images are trained and predicted at", lo=32, hi=4096)
     num_workers: int = _f(2, "DataLoader worker processes", lo=0, hi=64)
-    cache_dir: str = _f("", "where to cache stats when the data folder is read-only; empty = ~/.cache")
+    cache_dir: str = _f("", "stats cache when the data folder is read-only; empty = $FACESEARCH_CACHE or ~/.cache")
     max_train: int = _f(0, "use only the first N training pairs (0 = all)", lo=0)
     max_val: int = _f(0, "use only the first N validation pairs (0 = all)", lo=0)
     train_on: str = _f("train", "train on train, or on train+val (val is then no longer held out)",

@@ -35,6 +35,7 @@ __all__ = [
     "DataError",
     "FaceParsingDataset",
     "SplitInfo",
+    "cache_root",
     "find_split",
     "read_image",
     "read_mask",
@@ -174,9 +175,14 @@ def _fingerprint(folders: list[Path]) -> str:
     return h.hexdigest()
 
 
+def cache_root() -> Path:
+    """Where derived data lives (``$FACESEARCH_CACHE`` or ``~/.cache/facesearch``)."""
+    return Path(os.environ.get("FACESEARCH_CACHE") or Path.home() / ".cache" / "facesearch")
+
+
 def _cache_paths(root: Path, cache_dir: str) -> list[Path]:
     key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
-    fallback = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "facesearch"
+    fallback = Path(cache_dir) if cache_dir else cache_root()
     return [root / CACHE_NAME, fallback / f"stats-{key}.json"]
 
 

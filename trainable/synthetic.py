@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from trainable.classes import PALETTE
+from trainable.data import cache_root
 
 __all__ = ["Difficulty", "draw_face", "ensure_synthetic", "generate", "main"]
 
@@ -213,11 +214,6 @@ def generate(out: str | Path, n_train: int = 800, n_val: int = 200, n_test: int 
             "n_train": n_train, "n_val": n_val, "n_test": n_test}
     (out / "synthetic.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
-
-
-def cache_root() -> Path:
-    """Where the built-in synthetic sets live (``$FACESEARCH_CACHE`` or ``~/.cache/facesearch``)."""
-    return Path(os.environ.get("FACESEARCH_CACHE") or Path.home() / ".cache" / "facesearch")
 
 
 def ensure_synthetic(size: int = 128, seed: int = 0, n_train: int = 800, n_val: int = 200,

@@ -11,12 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 
-from trainable.augment import eval_transform
-from trainable.build import data_root, load_trained_model
+from trainable.build import data_root, load_trained_model, val_loader
 from trainable.config import Config
-from trainable.data import FaceParsingDataset, scan_split
+from trainable.data import scan_split
 from trainable.loop import resolve_device
 from trainable.metrics import compute_metrics, confusion_matrix
 from trainable.tta import scaled_probs
@@ -35,12 +33,12 @@ def score_tta(checkpoint: str | Path, combos: Sequence[tuple[Sequence[float], bo
     cfg = Config.from_dict({**flat, **(overrides or {})})
     device = resolve_device(cfg.train.device)
     model.to(device)
-    root = data_root(cfg)
-    train_info, val_info = scan_split(root, "train", cache_dir=cfg.data.cache_dir), scan_split(root, "val")
-    n = cfg.data.max_val or len(val_info)
-    transform = eval_transform(cfg.data.image_size, train_info.mean, train_info.std)
-    dataset = FaceParsingDataset(val_info.images[:n], val_info.masks[:n], transform, native_masks=True)
-    loader = DataLoader(dataset, batch_size=cfg.train.batch_size if len(val_info.mask_sizes) <= 1 else 1)
+    val_info = scan_split(data_root(cfg), "val", cache_dir=cfg.data.cache_dir)
+    norm = state.get("normalization") or {}
+    if not norm:  # a checkpoint without its statistics: recompute them from the training images
+        train_info = scan_split(data_root(cfg), "train", cache_dir=cfg.data.cache_dir)
+        norm = {"mean": train_info.mean, "std": train_info.std}
+    loader = val_loader(cfg, val_info, norm["mean"], norm["std"], 0, device)
 
     scales = sorted({s for subset, _ in combos for s in subset})
     confs = [None] * len(combos)
