@@ -50,7 +50,9 @@ def resources(s: dict) -> dict:
     return {"cpu": s["cpus_per_trial"], "gpu": s["gpus_per_trial"]}
 
 
-def build_tuner(exp_dir: Path, meta: dict, restore: bool):
+def build_tuner(exp_dir: Path, meta: dict, restore: bool, trainable_fn=None):
+    """The experiment's Tuner (new, or restored from ``exp_dir``); ``trainable_fn`` replaces the
+    face-parsing trainable (benchmarks and fault-injection tests wrap it)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import BasicVariantGenerator
@@ -61,8 +63,9 @@ def build_tuner(exp_dir: Path, meta: dict, restore: bool):
     space = get_space(meta["space"])
     s = meta["settings"]
     base = Config.from_dict(meta["base_config"])
-    fn = train_segmentation if meta["ablation"] else skip_finished_trials(train_segmentation, exp_dir / JOURNAL_NAME,
-                                                                          meta["name"])
+    fn = trainable_fn or train_segmentation
+    if not meta["ablation"]:
+        fn = skip_finished_trials(fn, exp_dir / JOURNAL_NAME, meta["name"])
     trainable = tune.with_resources(fn, resources(s))
     if restore:
         return tune.Tuner.restore(str(exp_dir), trainable, resume_unfinished=True, resume_errored=True)
