@@ -172,8 +172,12 @@ def save_checkpoint(run: Run, epoch: int, directory: str | Path, metrics: dict |
     }
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint-", suffix=".tmp")
     os.close(fd)
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a reader never sees a half-written checkpoint
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # a reader never sees a half-written checkpoint
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)  # e.g. a full disk: leave no partial file behind
+        raise
     return path
 
 
