@@ -130,14 +130,20 @@ def base_overrides(args: argparse.Namespace, s: dict, data_root: str) -> dict:
 
 def summarize(results, exp_dir: Path, meta: dict) -> None:
     baseline = meta["baseline"]
-    rows = []
+    rows, diverged = [], []
     for r in results:
+        reason = (r.metrics or {}).get("stop_reason")
+        if reason:  # its loss became NaN/inf: whatever it scored before, it is no candidate for best
+            diverged.append((Path(r.path).name, reason))
+            continue
         df = r.metrics_dataframe
         if df is None or "val_miou" not in df or df["val_miou"].isna().all():
             continue
         flat = flatten(r.config)
         is_baseline = all(flat.get(k) == v for k, v in baseline.items())
         rows.append((Path(r.path).name, float(df["val_miou"].max()), int(df["epoch"].max()), flat, is_baseline))
+    for name, reason in diverged:
+        print(f"note: {name} {reason}")
     if not rows:
         print(f"no trial reported a result; see the trial logs under {exp_dir}")
         return
@@ -151,7 +157,8 @@ def summarize(results, exp_dir: Path, meta: dict) -> None:
             print(f"baseline        {name}: val mIoU {miou:.2f} (epochs trained {epochs})")
             break
     stopped = sum(1 for row in rows if row[2] < meta["settings"]["max_epochs"])
-    print(f"trials          {len(rows)} reported, {stopped} stopped before the last epoch")
+    print(f"trials          {len(rows)} reported, {stopped} stopped before the last epoch"
+          + (f", {len(diverged)} diverged" if diverged else ""))
     print(f"experiment      {exp_dir}")
     if not meta["ablation"]:
         print(f"optuna study    optuna-dashboard {exp_dir / JOURNAL_NAME}")
@@ -160,9 +167,35 @@ def summarize(results, exp_dir: Path, meta: dict) -> None:
     print(f"  python launch.py --retrain {exp_dir}")
 
 
-def run_search(args: argparse.Namespace) -> int:
+def new_experiment(args: argparse.Namespace) -> tuple[Path, dict]:
+    """The folder and the ``experiment.json`` record of a new search, after checking its data, its
+    baseline model and its storage; nothing of the experiment is written yet."""
     import torch
 
+    space = get_space(args.space)
+    gpus = torch.cuda.device_count() if args.gpus_per_trial is None or args.gpus_per_trial > 0 else 0
+    s = settings(args, gpus)
+    storage = Path(args.storage_path).expanduser().resolve()
+    name = args.name or f"{args.space}{'-ablation' if args.ablation else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+    exp_dir = storage / name
+    if exp_dir.exists():
+        raise UserError(f"{exp_dir}: already exists; continue it with --resume {exp_dir} or choose another --name")
+    data_root = resolve_data(args.data, s["image_size"])
+    overrides = base_overrides(args, s, data_root)
+    base = space.base_config(overrides)
+    preflight(base)
+    flat_base = flatten(base.to_dict())
+    meta = {"space": args.space, "name": name, "ablation": args.ablation, "seeds": args.seeds, "seed": args.seed,
+            "settings": s, "max_concurrent": args.max_concurrent, "base_config": base.to_dict(),
+            "searched": list(space.params), "levels": space.levels,
+            "baseline": {k: flat_base[k] for k in {*space.params, *space.levels}},
+            "data": data_root, "synthetic": args.data is None, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": " ".join(["python", "launch.py", *sys.argv[1:]])}
+    check_storage(storage, None)
+    return exp_dir, meta
+
+
+def run_search(args: argparse.Namespace) -> int:
     space = get_space(args.space) if args.space else None
     if args.space == "tta":
         return run_tta(args)
@@ -178,25 +211,7 @@ def run_search(args: argparse.Namespace) -> int:
     else:
         if args.ablation and space is None:
             raise UserError("--ablation needs a training space")
-        gpus = torch.cuda.device_count() if args.gpus_per_trial is None or args.gpus_per_trial > 0 else 0
-        s = settings(args, gpus)
-        storage = Path(args.storage_path).expanduser().resolve()
-        name = args.name or f"{args.space}{'-ablation' if args.ablation else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
-        exp_dir = storage / name
-        if exp_dir.exists():
-            raise UserError(f"{exp_dir}: already exists; continue it with --resume {exp_dir} or choose another --name")
-        data_root = resolve_data(args.data, s["image_size"])
-        overrides = base_overrides(args, s, data_root)
-        base = space.base_config(overrides)
-        preflight(base)
-        flat_base = flatten(base.to_dict())
-        meta = {"space": args.space, "name": name, "ablation": args.ablation, "seeds": args.seeds, "seed": args.seed,
-                "settings": s, "max_concurrent": args.max_concurrent, "base_config": base.to_dict(),
-                "searched": list(space.params), "levels": space.levels,
-                "baseline": {k: flat_base[k] for k in {*space.params, *space.levels}},
-                "data": data_root, "synthetic": args.data is None, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "command": " ".join(["python", "launch.py", *sys.argv[1:]])}
-        check_storage(storage, None)
+        exp_dir, meta = new_experiment(args)
 
     start_ray(args.address)
     check_storage(exp_dir.parent, args.address)

@@ -8,6 +8,8 @@ trial is skipped. Nothing is re-run and no model code is imported.
 from __future__ import annotations
 
 import json
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pandas as pd
 from trainable.config import flatten
 from trainable.errors import UserError
 
-__all__ = ["EXPERIMENT_FILE", "Experiment", "load_experiment", "load_study", "trial_status"]
+__all__ = ["EXPERIMENT_FILE", "Experiment", "failures", "load_experiment", "load_study", "stop_reason", "trial_status"]
 
 EXPERIMENT_FILE = "experiment.json"
 METRICS = ("val_miou", "val_acc", "val_mean_f1", "val_loss", "train_loss", "lr")
@@ -43,16 +45,61 @@ class Experiment:
 
 
 def trial_status(rows: list[dict], max_epochs: int, folder: Path) -> str:
-    """completed, stopped by ASHA at epoch e, errored, refused or running (from the files alone)."""
+    """completed, stopped by ASHA at epoch e, diverged at epoch e (with the reason), errored, refused
+    or running (from the files alone).
+
+    A trial that failed and was then retried from its checkpoint keeps Ray's ``error.txt``: it is
+    completed or stopped if it got there, running if it reported after its last failure, and
+    errored only otherwise.
+    """
     if (folder / "refused.txt").exists():
         return "refused"
-    if (folder / "error.txt").exists() or (folder / "error.pkl").exists():
-        return "errored"
+    reason = stop_reason(rows, folder)
+    if reason:
+        return reason.split(";")[0]  # "diverged at epoch 2: training loss became nan"
     if rows and rows[-1].get("epoch", 0) >= max_epochs:
         return "completed"
     if rows and rows[-1].get("done"):  # Tune marks the result on which the scheduler stopped a trial
         return f"stopped by ASHA at epoch {rows[-1].get('epoch')}"
+    if (folder / "error.txt").exists() or (folder / "error.pkl").exists():
+        failed_at = _failure_times(folder)
+        if failed_at and rows and rows[-1].get("timestamp", 0) > failed_at[-1]:
+            return "running"  # retried from its checkpoint and reporting again
+        return "errored"
     return "running"
+
+
+def stop_reason(rows: list[dict], folder: Path) -> str:
+    """Why a trial ended on its own before its last epoch (a diverged loss), or ``""``."""
+    if rows and rows[-1].get("stop_reason"):
+        return str(rows[-1]["stop_reason"])
+    stopped = folder / "stopped.txt"
+    return stopped.read_text().strip() if stopped.is_file() else ""
+
+
+def failures(folder: Path) -> int:
+    """How many times Ray recorded a failure of the trial (each one retried while retries were left)."""
+    error = folder / "error.txt"
+    if not error.is_file():
+        return 0
+    return max(1, len(_FAILURE.findall(error.read_text(errors="replace"))))
+
+
+_FAILURE = re.compile(r"^Failure # \d+ \(occurred at (\S+)\)", re.MULTILINE)
+
+
+def _failure_times(folder: Path) -> list[float]:
+    """Unix times of the failures Ray logged in ``error.txt`` (its local-time stamps)."""
+    error = folder / "error.txt"
+    if not error.is_file():
+        return []
+    times = []
+    for stamp in _FAILURE.findall(error.read_text(errors="replace")):
+        try:
+            times.append(time.mktime(time.strptime(stamp, "%Y-%m-%d_%H-%M-%S")))
+        except ValueError:
+            continue
+    return times
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -95,6 +142,7 @@ def load_experiment(path: str | Path) -> Experiment:
             "epochs": int(rows[-1]["epoch"]) if rows else 0,
             "wall_time_s": float(rows[-1]["time_total_s"]) if rows else 0.0,
             "node": rows[-1].get("node", "") if rows else "",
+            "failures": failures(folder),
             **flatten(config),
         })
         for r in rows:

@@ -12,7 +12,8 @@ import pandas as pd
 
 __all__ = ["plot_importances", "plot_learning_curves", "plot_miou_vs_params", "plot_per_class"]
 
-STATUS_COLOURS = {"completed": "tab:blue", "stopped": "tab:orange", "errored": "tab:red", "running": "tab:green"}
+STATUS_COLOURS = {"completed": "tab:blue", "stopped": "tab:orange", "errored": "tab:red", "running": "tab:green",
+                  "diverged": "tab:purple"}
 
 
 def _colour(status: str) -> str:

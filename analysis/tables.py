@@ -30,7 +30,9 @@ def trial_summary(trials: pd.DataFrame, epochs: pd.DataFrame, baseline: dict) ->
         row = {"trial": t["trial"], "status": t["status"], "epochs": int(t["epochs"]),
                "wall_time_s": t["wall_time_s"],
                "is_baseline": all(t.get(k) == v for k, v in baseline.items())}
-        if e.empty or e["val_miou"].isna().all():
+        # a diverged trial has no score: whatever it reached before its loss blew up, its
+        # configuration does not train, so it must never rank as the best
+        if e.empty or e["val_miou"].isna().all() or str(t["status"]).startswith("diverged"):
             rows.append({**row, "overfitting": False})
             continue
         peak = e.loc[e["val_miou"].idxmax()]

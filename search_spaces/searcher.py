@@ -4,7 +4,9 @@ Ray's ``OptunaSearch`` tells Optuna that a trial ASHA stopped early was COMPLETE
 half-trained score, so TPE learns from early-rung scores as if they were final. Here such a trial
 is told PRUNED: Optuna keeps its per-epoch intermediate values (reported every epoch) and TPE
 treats it as a pruned trial, exactly as Optuna's own pruners do. Trials that reach the last epoch
-are COMPLETE with their final score; errored ones FAIL. The study lives in a journal file in the
+are COMPLETE with their final score; errored ones FAIL, and so do diverged ones (a NaN/inf loss:
+the trial's last report has a ``stop_reason``, kept as the Optuna trial's user attribute of that
+name). The study lives in a journal file in the
 experiment directory so ``optuna-dashboard`` can open it during and after the run.
 """
 
@@ -46,6 +48,9 @@ class PrunedOptunaSearch(OptunaSearch):
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
+        value = result.get(self.metric)
+        if value is not None and not math.isfinite(value):
+            return  # a diverged trial's last report: on_trial_complete records it as failed
         try:
             super().on_trial_result(trial_id, result)
         except RuntimeError as exc:  # e.g. the study already recorded this trial's end
@@ -67,6 +72,11 @@ class PrunedOptunaSearch(OptunaSearch):
         stopped_early = step is not None and step < self._max_t
         if error or value is None or not math.isfinite(value):
             state, value = TrialState.FAIL, None
+            if result.get("stop_reason"):
+                try:
+                    ot_trial.set_user_attr("stop_reason", str(result["stop_reason"]))
+                except RuntimeError:
+                    pass  # already ended in the study: tell() below logs it
         elif stopped_early:
             state, value = TrialState.PRUNED, None  # Optuna keeps the intermediate values
         else:

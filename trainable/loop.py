@@ -31,7 +31,15 @@ __all__ = [
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite: the trial cannot continue with these settings."""
+    """The loss became NaN or infinite: the trial cannot continue with these settings (and a retry
+    with the same config and seed would diverge again)."""
+
+    def __init__(self, loss: float):
+        super().__init__(f"training loss became {loss}; lower optim.lr or set train.grad_clip")
+        self.loss = loss
+
+    def __reduce__(self):  # pickles (e.g. across processes) with its value, not its message
+        return type(self), (self.loss,)
 
 
 def seed_everything(seed: int) -> None:
@@ -112,7 +120,7 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, optimizer: t
         count += len(images)
     mean_loss = (total / max(1, count)).item()  # one sync per epoch, not one per step
     if not math.isfinite(mean_loss):
-        raise NonFiniteLossError(f"training loss became {mean_loss}; lower optim.lr or set train.grad_clip")
+        raise NonFiniteLossError(mean_loss)
     return {"train_loss": mean_loss, "lr": optimizer.param_groups[0]["lr"]}
 
 

@@ -5,10 +5,16 @@
 Each report carries the epoch's metrics and a checkpoint (weights, optimiser, schedule, epoch).
 A trial restored from a checkpoint (a retry after a failure, a resumed experiment, or a paused
 trial) continues with the next epoch, with the same data order it would have had.
+
+A trial whose training loss becomes NaN or infinite ends at once, without a retry (the same
+config and seed would diverge again): its last report carries ``stop_reason`` and a NaN
+``val_miou`` (so no best-trial pick can choose it), and ``stopped.txt`` in the trial folder
+says why.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -19,8 +25,10 @@ from ray import tune
 from trainable.build import build_run, load_checkpoint, run_epoch, save_checkpoint
 from trainable.config import Config
 from trainable.errors import UserError
+from trainable.loop import NonFiniteLossError
 
 REFUSED_FILE = "refused.txt"
+STOPPED_FILE = "stopped.txt"
 
 __all__ = ["train_segmentation"]
 
@@ -45,8 +53,22 @@ def train_segmentation(config: dict) -> None:
 
     node = ray.get_runtime_context().get_node_id()
     for epoch in range(start, cfg.train.epochs):
-        metrics = run_epoch(run, epoch)
+        try:
+            metrics = run_epoch(run, epoch)
+        except NonFiniteLossError as e:
+            _stop_diverged(epoch + 1, e, node)
+            return
         metrics["node"] = node  # which machine of a cluster ran it
         with tempfile.TemporaryDirectory() as directory:
             save_checkpoint(run, epoch + 1, directory, metrics)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def _stop_diverged(epoch: int, error: NonFiniteLossError, node: str) -> None:
+    """End a trial whose loss diverged: the reason in ``stopped.txt`` and in a last report whose
+    NaN ``val_miou`` the searcher records as a failure and no best-trial pick can choose."""
+    reason = f"diverged at epoch {epoch}: {error}"
+    print(f"trial stopped: {reason}", file=sys.stderr)
+    (Path(tune.get_context().get_trial_dir()) / STOPPED_FILE).write_text(f"{reason}\n")
+    tune.report({"epoch": epoch, "val_miou": math.nan, "train_loss": error.loss, "stop_reason": reason,
+                 "node": node})
