@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from trainable.array_cache import build_array_cache
 from trainable.augment import eval_transform, train_transform
 from trainable.classes import CLASSES
 from trainable.config import Config
-from trainable.data import FaceParsingDataset, SplitInfo, scan_split
+from trainable.data import FaceParsingDataset, SplitInfo, cache_root, scan_split
 from trainable.errors import UserError
 from trainable.loop import evaluate, make_optimizer, make_scheduler, resolve_device, seed_everything, train_one_epoch
 from trainable.losses import build_loss
@@ -28,6 +29,7 @@ from trainable.synthetic import ensure_synthetic
 
 __all__ = [
     "CHECKPOINT_FILE",
+    "EpochBatchSampler",
     "Run",
     "build_run",
     "data_root",
@@ -64,17 +66,33 @@ def data_root(cfg: Config) -> Path:
     return ensure_synthetic(size=min(cfg.data.image_size, 512))
 
 
-def _seed_worker(_: int) -> None:
-    # each worker's augmentation stream follows from the loader's seed for this epoch
-    info = torch.utils.data.get_worker_info()
-    info.dataset.transform.set_random_seed(info.seed % 2**32)
+class EpochBatchSampler(torch.utils.data.Sampler):
+    """Batches of ``(index, seed)``: the order and each batch's augmentation seed follow from the
+    epoch's seed alone, so persistent workers, any number of them, and a run resumed at this epoch
+    all see exactly the same data as an uninterrupted run."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool, drop_last: bool):
+        self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last
+        self.seed = 0
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        order = range(self.n)
+        if self.shuffle:
+            order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed)).tolist()
+        for b in range(len(self)):
+            batch_seed = (self.seed * 1_000_003 + b) % 2**32
+            yield [(i, batch_seed) for i in order[b * self.batch_size:(b + 1) * self.batch_size]]
 
 
 def _loader(dataset: FaceParsingDataset, batch_size: int, shuffle: bool, workers: int,
             device: torch.device) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=workers,
-                      pin_memory=device.type == "cuda", drop_last=shuffle and len(dataset) > batch_size,
-                      generator=torch.Generator(), worker_init_fn=_seed_worker)
+    sampler = EpochBatchSampler(len(dataset), batch_size, shuffle, drop_last=shuffle and len(dataset) > batch_size)
+    # persistent workers: no process start-up per epoch, for training and for evaluation alike
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
+                      persistent_workers=workers > 0, prefetch_factor=4 if workers else None)
 
 
 def set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
@@ -82,17 +100,27 @@ def set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
     so a run resumed at this epoch continues exactly as an uninterrupted one."""
     epoch_seed = (seed * 1_000_003 + epoch) % 2**63
     seed_everything(epoch_seed)
-    loader.generator.manual_seed(epoch_seed)
-    if loader.num_workers == 0:
-        loader.dataset.transform.set_random_seed(epoch_seed % 2**32)
+    loader.batch_sampler.seed = epoch_seed
+
+
+def _dataset(cfg: Config, images: list[str], masks: list[str] | None, transform, native_masks: bool = False,
+             flip_double: bool = False) -> FaceParsingDataset:
+    """Pairs decoded at the training size, read from the decoded-array cache when it is on."""
+    size = cfg.data.image_size
+    arrays = None
+    if cfg.data.array_cache:
+        arrays = build_array_cache(images, masks, size, native_masks, Path(cfg.data.cache_dir or cache_root()),
+                                   workers=os.cpu_count() or 1)
+    return FaceParsingDataset(images, masks, transform, size=size, native_masks=native_masks,
+                              flip_double=flip_double, arrays=arrays)
 
 
 def val_loader(cfg: Config, val_info: SplitInfo, mean: list[float], std: list[float], workers: int,
                device: torch.device) -> DataLoader:
     """The first ``data.max_val`` validation pairs, images at the model's size, masks at their own."""
     n = cfg.data.max_val or len(val_info)
-    dataset = FaceParsingDataset(val_info.images[:n], val_info.masks[:n],
-                                 eval_transform(cfg.data.image_size, mean, std), native_masks=True)
+    dataset = _dataset(cfg, val_info.images[:n], val_info.masks[:n], eval_transform(cfg.data.image_size, mean, std),
+                       native_masks=True)
     # masks of different sizes cannot share a batch: score them one by one
     batch = cfg.train.batch_size if len(val_info.mask_sizes) <= 1 else 1
     return _loader(dataset, batch, False, workers, device)
@@ -118,8 +146,8 @@ def build_run(cfg: Config) -> Run:
     if cfg.data.train_on == "train+val":
         val_images, val_masks = subset(val_info, cfg.data.max_val)
         images, masks = images + val_images, masks + val_masks
-    train_set = FaceParsingDataset(images, masks, train_transform(cfg.aug, size, train_info.mean, train_info.std),
-                                   flip_double=cfg.data.flip_double)
+    train_set = _dataset(cfg, images, masks, train_transform(cfg.aug, size, train_info.mean, train_info.std),
+                         flip_double=cfg.data.flip_double)
 
     model = build_model(cfg.model, aux_head=cfg.loss.aux_weight > 0).to(device)
     if device.type == "cuda" and cfg.train.channels_last:

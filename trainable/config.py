@@ -42,8 +42,9 @@ class ConfigError(UserError):
 
 
 def _f(default: Any, help: str, *, lo: float | None = None, hi: float | None = None,
-       choices: tuple | None = None) -> Any:
-    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices}
+       choices: tuple | None = None, lo_open: bool = False) -> Any:
+    """A config field: its default, what it means, and its allowed values (``lo_open``: ``lo`` itself is not)."""
+    meta = {"help": help, "lo": lo, "hi": hi, "choices": choices, "lo_open": lo_open}
     if isinstance(default, (list, tuple)):
         return field(default_factory=lambda: tuple(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -54,7 +55,10 @@ class DataConfig:
     root: str = _f("", "data set folder (course or generic layout); empty = built-in synthetic set")
     image_size: int = _f(512, "side in pixels that images are trained and predicted at", lo=32, hi=4096)
     num_workers: int = _f(2, "DataLoader worker processes", lo=0, hi=64)
-    cache_dir: str = _f("", "stats cache when the data folder is read-only; empty = $FACESEARCH_CACHE or ~/.cache")
+    cache_dir: str = _f("", "local folder for the decoded-array cache (and the stats cache when the data folder "
+                            "is read-only); empty = $FACESEARCH_CACHE or ~/.cache/facesearch")
+    array_cache: bool = _f(True, "decode and resize the data once into memory-mapped arrays in cache_dir, shared "
+                                 "by every trial on a machine")
     max_train: int = _f(0, "use only the first N training pairs (0 = all)", lo=0)
     max_val: int = _f(0, "use only the first N validation pairs (0 = all)", lo=0)
     train_on: str = _f("train", "train on train, or on train+val (val is then no longer held out)",
@@ -108,7 +112,7 @@ class ModelConfig:
 @dataclass
 class OptimConfig:
     name: str = _f("adamw", "optimiser", choices=OPTIMIZERS)
-    lr: float = _f(2e-3, "peak learning rate", lo=0, hi=10)
+    lr: float = _f(2e-3, "peak learning rate", lo=0, hi=10, lo_open=True)  # 0 would train nothing
     weight_decay: float = _f(1e-2, "weight decay", lo=0, hi=1)
     momentum: float = _f(0.9, "SGD momentum", lo=0, hi=1)
     schedule: str = _f("poly", "learning-rate schedule after warmup", choices=SCHEDULES)
@@ -199,6 +203,10 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+_KIND_HINTS = {bool: "true or false", int: "a whole number", float: "a number, e.g. 1e-3",
+               tuple: "numbers separated by commas, e.g. 0.75,1,1.25"}
+
+
 def parse_value(key: str, text: str) -> Any:
     """Parse the text of a ``--set key=value`` override into the key's type."""
     _, _, f = _field_of(key)
@@ -216,7 +224,7 @@ def parse_value(key: str, text: str) -> Any:
         if kind is tuple:
             return tuple(float(x) for x in text.strip("[]() ").split(",") if x.strip())
     except ValueError:
-        raise ConfigError(f"{key}={text!r}: expected {kind.__name__}") from None
+        raise ConfigError(f"{key}={text!r}: expected {kind.__name__} ({_KIND_HINTS[kind]})") from None
     return text
 
 
@@ -262,8 +270,8 @@ def _coerce(key: str, f: dataclasses.Field, value: Any) -> Any:
         if meta["choices"] and value not in meta["choices"]:
             raise ConfigError(f"{key}={value!r}: valid values are {', '.join(meta['choices'])}")
         return value
-    lo, hi = meta["lo"], meta["hi"]
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        bounds = f"[{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
+    lo, hi, lo_open = meta["lo"], meta["hi"], meta.get("lo_open", False)
+    if (lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi):
+        bounds = f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi if hi is not None else 'inf'}]"
         raise ConfigError(f"{key}={value!r}: out of range {bounds}")
     return value

@@ -22,7 +22,9 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import albumentations as A
 import cv2
 import numpy as np
 import torch
@@ -31,11 +33,15 @@ from PIL import Image
 from trainable.classes import FLIP_LUT, NUM_CLASSES
 from trainable.errors import UserError
 
+if TYPE_CHECKING:
+    from trainable.array_cache import ArrayCache
+
 __all__ = [
     "DataError",
     "FaceParsingDataset",
     "SplitInfo",
     "cache_root",
+    "decode_pair",
     "find_split",
     "read_image",
     "read_mask",
@@ -115,6 +121,24 @@ def image_scale(image_hw: tuple[int, int], mask_hw: tuple[int, int]) -> int:
     if h % mh or w % mw or h // mh != w // mw:
         return 0
     return h // mh
+
+
+def decode_pair(image_path: str | Path, mask_path: str | Path | None, size: int, native_masks: bool
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """One pair as the training pipeline first sees it: the image brought to its mask's size (a whole
+    multiple of it), then image and mask resized to ``size`` (the mask kept as is with ``native_masks``;
+    nothing resized when ``size`` is 0)."""
+    image = read_image(Path(image_path))
+    mask = read_mask(Path(mask_path)) if mask_path else None
+    if mask is not None and image.shape[:2] != mask.shape[:2]:
+        image = cv2.resize(image, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_AREA)
+    if size <= 0:
+        return image, mask
+    resize = A.Resize(size, size)  # the very transform the pipelines start with, so results are identical
+    if mask is None or native_masks:
+        return resize(image=image)["image"], mask
+    out = resize(image=image, mask=mask)
+    return out["image"], out["mask"]
 
 
 @dataclass
@@ -279,29 +303,41 @@ def scan_split(root: str | Path, split: str, with_masks: bool = True, cache_dir:
 class FaceParsingDataset(torch.utils.data.Dataset):
     """Image/mask pairs through an albumentations transform; yields (CHW float image, HW long mask).
 
-    ``native_masks=True`` keeps each mask at its file's resolution (the transform then sees only
-    the image) so that validation is scored at the resolution the course scores.
+    Pairs come decoded and resized to ``size`` (see ``array_cache.decode_pair``), from ``arrays``
+    when a decoded-array cache is given. ``native_masks=True`` keeps each mask at its file's
+    resolution (the transform then sees only the image) so that validation is scored at the
+    resolution the course scores. An item is addressed by its index, or by ``(index, seed)``: the
+    transform is reseeded whenever the seed changes, so a batch's augmentation depends on its seed
+    alone, not on which worker process draws it.
     """
 
-    def __init__(self, images: list[str], masks: list[str] | None, transform, native_masks: bool = False,
-                 flip_double: bool = False):
+    def __init__(self, images: list[str], masks: list[str] | None, transform, size: int = 0,
+                 native_masks: bool = False, flip_double: bool = False, arrays: ArrayCache | None = None):
         self.images, self.masks = images, masks
         self.transform = transform
+        self.size = size
         self.native_masks = native_masks
         self.flip_double = flip_double  # items n..2n-1 are the mirrored, label-swapped pairs
+        self.arrays = arrays
+        self._seed: int | None = None
 
     def __len__(self) -> int:
         return len(self.images) * (2 if self.flip_double else 1)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, key: int | tuple[int, int]):
+        i, seed = key if isinstance(key, tuple) else (key, None)
+        if seed is not None and seed != self._seed:
+            self.transform.set_random_seed(seed)
+            self._seed = seed
         mirrored = i >= len(self.images)
         i %= len(self.images)
-        image = read_image(Path(self.images[i]))
-        if self.masks is None:
+        if self.arrays is not None:
+            image, mask = self.arrays[i]
+        else:
+            image, mask = decode_pair(self.images[i], self.masks[i] if self.masks else None, self.size,
+                                      self.native_masks)
+        if mask is None:
             return self.transform(image=image)["image"], torch.zeros(0, dtype=torch.long)
-        mask = read_mask(Path(self.masks[i]))
-        if image.shape[:2] != mask.shape[:2]:
-            image = cv2.resize(image, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_AREA)
         if mirrored:
             image, mask = np.ascontiguousarray(image[:, ::-1]), FLIP_LUT[mask[:, ::-1]]
         if self.native_masks:
