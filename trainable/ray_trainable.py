@@ -14,15 +14,18 @@ says why.
 
 from __future__ import annotations
 
+import errno
 import math
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 import ray
+import torch
 from ray import tune
 
-from trainable.build import build_run, load_checkpoint, run_epoch, save_checkpoint
+from trainable.build import Run, build_run, load_checkpoint, run_epoch, save_checkpoint
 from trainable.config import Config
 from trainable.errors import UserError
 from trainable.loop import NonFiniteLossError
@@ -60,8 +63,25 @@ def train_segmentation(config: dict) -> None:
             return
         metrics["node"] = node  # which machine of a cluster ran it
         with tempfile.TemporaryDirectory() as directory:
-            save_checkpoint(run, epoch + 1, directory, metrics)
+            _save_checkpoint(run, epoch + 1, directory, metrics)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def _save_checkpoint(run: Run, epoch: int, directory: str, metrics: dict) -> None:
+    """``save_checkpoint``, with a full disk named as such (torch reports one as an obscure
+    ``RuntimeError``); the trial then fails and is retried from its last checkpoint."""
+    try:
+        save_checkpoint(run, epoch, directory, metrics)
+    except (OSError, RuntimeError) as e:
+        free = shutil.disk_usage(directory).free
+        tensors = [*run.model.state_dict().values(),
+                   *(t for state in run.optimizer.state_dict()["state"].values() for t in state.values())]
+        needed = sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+        if getattr(e, "errno", None) != errno.ENOSPC and free >= needed:
+            raise
+        raise OSError(errno.ENOSPC, f"No space left on device for the checkpoint of epoch {epoch} in {directory} "
+                      f"(about {needed / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free); free space there or set "
+                      f"TMPDIR to a folder on a larger disk") from e
 
 
 def _stop_diverged(epoch: int, error: NonFiniteLossError, node: str) -> None:
