@@ -11,7 +11,23 @@ from search_spaces import get_space
 from search_spaces.searcher import JOURNAL_NAME, make_searcher, skip_finished_trials
 from trainable.errors import UserError
 
-__all__ = ["build_tuner", "check_storage", "settle", "start_ray"]
+__all__ = ["RAY_SETTINGS", "build_tuner", "check_storage", "settle", "start_ray"]
+
+# Ray-side settings of every search; bench/tune_overhead.py measures each against its alternative.
+#
+# reuse_actors: a trial takes over the actor (the worker process) of a finished trial instead of
+#   starting a process that imports torch, timm and the trainable again: seconds per trial. Safe here:
+#   every trial of a search asks for the same resources; train_segmentation keeps nothing between
+#   trials (it seeds and builds data, model and optimiser per trial, and its DataLoader workers end
+#   with the trial); Ray resets the session, working directory and checkpoint, waits for the previous
+#   trial's thread to end (were it still running after 2 s, the new trial would fail once and be
+#   retried on a fresh actor), and never reuses the actor of a failed trial. Files a trial leaves go
+#   through write_trial_file, because get_trial_dir() of a reused actor is a folder Ray does not sync.
+# verbose: Tune's progress output (1: trial starts and ends, and a status table now and then).
+RAY_SETTINGS: dict = {
+    "reuse_actors": True,
+    "verbose": 1,
+}
 
 
 def check_storage(path: Path, address: str | None) -> None:
@@ -50,10 +66,16 @@ def resources(s: dict) -> dict:
     return {"cpu": s["cpus_per_trial"], "gpu": s["gpus_per_trial"]}
 
 
-def build_tuner(exp_dir: Path, meta: dict, restore: bool, trainable_fn=None):
+def build_tuner(exp_dir: Path, meta: dict, restore: bool, trainable_fn=None, ray_settings: dict | None = None):
     """The experiment's Tuner (new, or restored from ``exp_dir``); ``trainable_fn`` replaces the
-    face-parsing trainable (benchmarks and fault-injection tests wrap it)."""
+    face-parsing trainable (benchmarks and fault-injection tests wrap it); ``ray_settings``
+    overrides entries of ``RAY_SETTINGS`` (the benchmark compares them)."""
+    unknown = set(ray_settings or {}) - set(RAY_SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown Ray settings {sorted(unknown)}; known: {sorted(RAY_SETTINGS)}")
+    rs = {**RAY_SETTINGS, **(ray_settings or {})}
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import BasicVariantGenerator
 
@@ -87,13 +109,17 @@ def build_tuner(exp_dir: Path, meta: dict, restore: bool, trainable_fn=None):
         param_space=param_space,
         tune_config=tune.TuneConfig(metric="val_miou", mode="max", search_alg=search_alg, scheduler=scheduler,
                                     num_samples=num_samples, max_concurrent_trials=meta["max_concurrent"] or None,
-                                    trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
+                                    trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
+                                    reuse_actors=rs["reuse_actors"]),
         run_config=tune.RunConfig(
             name=exp_dir.name, storage_path=str(exp_dir.parent),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val_miou",
                                                     checkpoint_score_order="max"),
             failure_config=tune.FailureConfig(max_failures=2),
-            verbose=1,
+            # the loggers the project reads (progress.csv: results' metrics_dataframe; result.json: the
+            # analysis), named so that TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1 drops only TensorBoard's
+            callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],
+            verbose=rs["verbose"],
         ),
     )
 

@@ -19,7 +19,6 @@ import math
 import shutil
 import sys
 import tempfile
-from pathlib import Path
 
 import ray
 import torch
@@ -33,7 +32,7 @@ from trainable.loop import NonFiniteLossError
 REFUSED_FILE = "refused.txt"
 STOPPED_FILE = "stopped.txt"
 
-__all__ = ["train_segmentation"]
+__all__ = ["train_segmentation", "write_trial_file"]
 
 
 def train_segmentation(config: dict) -> None:
@@ -45,7 +44,7 @@ def train_segmentation(config: dict) -> None:
         # a configuration the rules refuse (e.g. over the parameter budget): retrying cannot help,
         # so the trial ends without a result and the searcher records it as failed
         print(f"trial refused: {e}", file=sys.stderr)
-        (Path(tune.get_context().get_trial_dir()) / REFUSED_FILE).write_text(f"{e}\n")
+        write_trial_file(REFUSED_FILE, f"{e}\n")
         return
 
     start = 0
@@ -65,6 +64,18 @@ def train_segmentation(config: dict) -> None:
         with tempfile.TemporaryDirectory() as directory:
             _save_checkpoint(run, epoch + 1, directory, metrics)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def write_trial_file(name: str, text: str) -> None:
+    """Write ``name`` into this trial's folder in the experiment's storage, where the analysis reads it.
+
+    Not under ``get_trial_dir()``: that is a local staging folder, which only the head node syncs to
+    the storage, and in an actor reused from an earlier trial a working folder that is not synced.
+    """
+    storage = tune.get_context().get_storage()
+    storage.storage_filesystem.create_dir(storage.trial_fs_path)
+    with storage.storage_filesystem.open_output_stream(f"{storage.trial_fs_path}/{name}") as f:
+        f.write(text.encode())
 
 
 def _save_checkpoint(run: Run, epoch: int, directory: str, metrics: dict) -> None:
@@ -89,6 +100,6 @@ def _stop_diverged(epoch: int, error: NonFiniteLossError, node: str) -> None:
     NaN ``val_miou`` the searcher records as a failure and no best-trial pick can choose."""
     reason = f"diverged at epoch {epoch}: {error}"
     print(f"trial stopped: {reason}", file=sys.stderr)
-    (Path(tune.get_context().get_trial_dir()) / STOPPED_FILE).write_text(f"{reason}\n")
+    write_trial_file(STOPPED_FILE, f"{reason}\n")
     tune.report({"epoch": epoch, "val_miou": math.nan, "train_loss": error.loss, "stop_reason": reason,
                  "node": node})
