@@ -86,6 +86,9 @@ def build_tuner(exp_dir: Path, meta: dict, restore: bool, trainable_fn=None, ray
     s = meta["settings"]
     base = Config.from_dict(meta["base_config"])
     fn = trainable_fn or train_segmentation
+    # a trial may end without a report (refused by the rules, or already ended in the study when a
+    # search resumes); Tune's strict check for the metric would fail the whole run on it
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     if not meta["ablation"]:
         fn = skip_finished_trials(fn, exp_dir / JOURNAL_NAME, meta["name"])
     trainable = tune.with_resources(fn, resources(s))

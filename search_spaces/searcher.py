@@ -97,20 +97,21 @@ def make_searcher(journal: str | Path, study_name: str, seed: int, points_to_eva
 
 
 def skip_finished_trials(trainable: Callable[[dict], None], journal: str | Path, study_name: str) -> Callable:
-    """Wrap a function trainable so that a trial resumed from a checkpoint does not train again when
-    the study already recorded its end.
+    """Wrap a function trainable so that a trial the study already recorded as ended does not train
+    again.
 
     A driver killed between telling Optuna that a trial ended (written at once to the journal) and
     Ray's next experiment-state snapshot leaves that trial "running" in Ray's state; on ``--resume``
-    Ray would continue it. The journal is the record that was written first, so it decides.
+    Ray would continue it. Likewise ``--resume`` restarts trials that errored (out of retries), which
+    the study recorded as failed. The journal is the record that was written first, so it decides:
+    every trial ends once, with the state the study gave it.
     """
     journal = str(journal)
 
     def guarded(config: dict) -> None:
         from ray import tune
 
-        resumed = tune.get_checkpoint() is not None
-        if resumed and _ended_in_study(journal, study_name, tune.get_context().get_trial_id()):
+        if _ended_in_study(journal, study_name, tune.get_context().get_trial_id()):
             return
         return trainable(config)
 

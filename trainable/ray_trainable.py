@@ -19,7 +19,9 @@ import math
 import shutil
 import sys
 import tempfile
+from pathlib import Path
 
+import pyarrow.fs
 import ray
 import torch
 from ray import tune
@@ -31,6 +33,10 @@ from trainable.loop import NonFiniteLossError
 
 REFUSED_FILE = "refused.txt"
 STOPPED_FILE = "stopped.txt"
+# a checkpoint is written to the storage only while this much stays free after it: room for as many
+# more checkpoints (other trials writing theirs at the same time) and for the search's own records
+CHECKPOINTS_IN_FLIGHT = 3
+STORAGE_RESERVE_BYTES = 16 * 2**20
 
 __all__ = ["train_segmentation", "write_trial_file"]
 
@@ -63,6 +69,7 @@ def train_segmentation(config: dict) -> None:
         metrics["node"] = node  # which machine of a cluster ran it
         with tempfile.TemporaryDirectory() as directory:
             _save_checkpoint(run, epoch + 1, directory, metrics)
+            _check_storage_room(directory, epoch + 1)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
@@ -93,6 +100,30 @@ def _save_checkpoint(run: Run, epoch: int, directory: str, metrics: dict) -> Non
         raise OSError(errno.ENOSPC, f"No space left on device for the checkpoint of epoch {epoch} in {directory} "
                       f"(about {needed / 1e6:.1f} MB needed, {free / 1e6:.1f} MB free); free space there or set "
                       f"TMPDIR to a folder on a larger disk") from e
+
+
+def _check_storage_room(directory: str, epoch: int) -> None:
+    """Refuse a checkpoint that the experiment's storage disk has no room for, before Ray copies it.
+
+    A storage disk that fills up during Ray's copy also truncates what the search itself writes there
+    (Tune's experiment state, the Optuna journal, result files), ending the search with an experiment
+    that no longer resumes. Refused here, only this trial fails (Ray retries it from its last
+    checkpoint while retries are left), and the search keeps the room to finish and record it.
+    """
+    storage = tune.get_context().get_storage()
+    if not isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
+        return  # an object store: no disk of ours to fill
+    needed = sum(f.stat().st_size for f in Path(directory).rglob("*") if f.is_file())
+    target = Path(storage.trial_fs_path)
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    free = shutil.disk_usage(target).free
+    if free < CHECKPOINTS_IN_FLIGHT * needed + STORAGE_RESERVE_BYTES:
+        raise OSError(errno.ENOSPC, f"No space left on device for the checkpoint of epoch {epoch} under "
+                      f"{storage.experiment_fs_path} ({free / 1e6:.0f} MB free; a checkpoint takes "
+                      f"{needed / 1e6:.1f} MB, and {STORAGE_RESERVE_BYTES / 1e6:.0f} MB stay free for the search's "
+                      f"own records); free space there: the trial is retried from its last checkpoint while "
+                      f"retries are left")
 
 
 def _stop_diverged(epoch: int, error: NonFiniteLossError, node: str) -> None:
