@@ -13,6 +13,8 @@ import errno
 import json
 import os
 import signal
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +29,6 @@ from search_spaces.searcher import JOURNAL_NAME, journal_storage
 # every trial that does not fail trains all its epochs
 TINY_FLAGS = ["--max-epochs", "3", "--grace-period", "3", "--reduction-factor", "2",
               "--set", "train.batch_size=4", "--set", "model.decoder_width=32", "--set", "loss.lovasz=0.5"]
-
-# what a fault role does (see FaultyTrainable): the retried roles fail at the second epoch (index 1),
-# after the first epoch's checkpoint
-ROLES = ("ok", "raise-once", "kill-once", "nan", "always-raise", "enospc-once", "enospc-always")
-
 
 def new_search(storage: Path, data: Path, *flags: str, name: str = "exp") -> tuple[Path, dict]:
     """A new augmentation-space experiment as ``launch.py`` records it (``experiment.json`` written)."""
@@ -59,10 +56,13 @@ class FaultyTrainable:
     epoch with an unbeatable val mIoU (99), then a NaN loss in the second. ``always-raise``: an
     exception at the first epoch of every attempt. ``enospc-once`` / ``enospc-always``: the second
     epoch's checkpoint write hits a full disk (on the first attempt / on every attempt).
+    ``full-disk``: checkpoints are written (as always, through a temporary folder) on ``full_disk``,
+    a real file system too small to hold one. ``refused``: a model over a tiny parameter budget.
     """
 
     workdir: str
     plan: tuple[str, ...]
+    full_disk: str = ""
 
     def __call__(self, config: dict) -> None:
         import torch
@@ -93,10 +93,14 @@ class FaultyTrainable:
             return metrics
 
         rt.run_epoch = run_epoch
+        if role == "refused":
+            config = {**config, "model": {**config["model"], "max_params": 1000}}
+        if role == "full-disk":
+            tempfile.tempdir = self.full_disk
         try:
             rt.train_segmentation(config)
         finally:
-            rt.run_epoch, torch.save = real_run_epoch, real_save
+            rt.run_epoch, torch.save, tempfile.tempdir = real_run_epoch, real_save, None
 
     def _role(self, trial_id: str) -> str:
         mine = Path(self.workdir) / f"{trial_id}.role"
@@ -118,7 +122,7 @@ class FaultyTrainable:
 
     def _log(self, trial_id: str, entry: dict) -> None:
         with open(Path(self.workdir) / f"{trial_id}.jsonl", "a") as f:
-            f.write(json.dumps(entry) + "\n")
+            f.write(json.dumps({**entry, "t": time.time()}) + "\n")
 
 
 def _killing_after_one_batch(loader):

@@ -1,0 +1,160 @@
+"""Disk: checkpoint retention keeps an experiment's size bounded (measured and printed), and a real
+full disk while a checkpoint is written fails that trial cleanly, not the search."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import ray
+from optuna.trial import TrialState
+
+import launch
+from tests.reliability.harness import (
+    FaultyTrainable,
+    epochs_per_attempt,
+    load_study,
+    new_search,
+    result_rows,
+    roles,
+    run_search,
+)
+from trainable.build import CHECKPOINT_FILE, read_checkpoint
+
+KEEP = 2  # CheckpointConfig(num_to_keep=2) of the experiment's Tuner; Ray also keeps the latest
+MAX_FAILURES = 2  # FailureConfig(max_failures=2)
+EPOCHS = 6
+LOG_BYTES_PER_EPOCH = 64_000  # result.json, progress.csv and TensorBoard events of one report, with room
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+def _bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def test_checkpoint_retention_bounds_the_experiment_size(ray_session, tiny_master, tmp_path, capsys):
+    exp_dir, meta = new_search(tmp_path, tiny_master, "--num-samples", "2", "--max-epochs", str(EPOCHS),
+                               "--grace-period", str(EPOCHS))
+    results = run_search(exp_dir, meta)
+    assert not results.errors
+
+    trial_dirs = sorted(exp_dir.glob("trial_*"))
+    assert len(trial_dirs) == 2
+    checkpoint_bytes, per_trial = 0, []
+    for d in trial_dirs:
+        rows = result_rows(d)
+        assert [r["epoch"] for r in rows] == list(range(1, EPOCHS + 1))
+        kept = {read_checkpoint(c / CHECKPOINT_FILE)["epoch"]: c for c in d.glob("checkpoint_*")}
+        # the best two by val mIoU and the latest (what a resume needs) are kept; the rest deleted
+        best = sorted(rows, key=lambda r: r["val_miou"], reverse=True)[0]["epoch"]
+        assert {best, EPOCHS} <= set(kept) and len(kept) <= KEEP + 1, sorted(kept)
+        checkpoint_bytes = max(checkpoint_bytes, *(_bytes(c) for c in kept.values()))
+        per_trial.append(_bytes(d))
+    bound = (KEEP + 1) * checkpoint_bytes + EPOCHS * LOG_BYTES_PER_EPOCH
+    total = _bytes(exp_dir)
+    shared = total - sum(per_trial)  # experiment.json, the Optuna journal, Tune's experiment state
+    with capsys.disabled():
+        print(f"\ncheckpoint {checkpoint_bytes:,} B; bytes per trial ({EPOCHS} epochs, {len(per_trial)} trials): "
+              f"{', '.join(f'{b:,}' for b in per_trial)}; bound per trial {bound:,} B "
+              f"(= {KEEP + 1} checkpoints + {LOG_BYTES_PER_EPOCH:,} B/epoch of logs); "
+              f"experiment {total:,} B, of which {shared:,} B not in trial folders")
+    assert max(per_trial) <= bound < EPOCHS * checkpoint_bytes  # bounded, and by retention: not all kept
+    assert shared < 2_000_000
+    assert total <= len(per_trial) * bound + 2_000_000
+
+
+def _mount_tmpfs(mount: Path, size: str) -> None:
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+
+
+@pytest.fixture
+def full_disk(tmp_path) -> Path:
+    """A real file system (tmpfs) of 1 MiB: too small for one checkpoint."""
+    mount = tmp_path / "full"
+    _mount_tmpfs(mount, "1m")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+@pytest.fixture
+def small_storage(tmp_path) -> Path:
+    """A real file system (tmpfs) with room for a few checkpoints of the tiny model, not for a search."""
+    mount = tmp_path / "storage"
+    _mount_tmpfs(mount, "100m")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_trial_writing_a_checkpoint_not_the_search(ray_session, tiny_master, tmp_path,
+                                                                          full_disk, capsys):
+    work = tmp_path / "faults"
+    work.mkdir()
+    exp_dir, meta = new_search(tmp_path, tiny_master, "--num-samples", "2")
+    results = run_search(exp_dir, meta, FaultyTrainable(str(work), ("full-disk",), full_disk=str(full_disk)))
+    launch.summarize(results, exp_dir, meta)
+    out = capsys.readouterr().out
+
+    trial_of = {role: trial_id for trial_id, role in roles(work).items()}
+    full, ok = f"trial_{trial_of['full-disk']}", f"trial_{trial_of['ok']}"
+    # the first checkpoint never fits: every attempt fails at it, up to the retry limit
+    assert epochs_per_attempt(work, trial_of["full-disk"]) == [[0]] * (1 + MAX_FAILURES)
+    errors = {Path(r.path).name: r.error for r in results}
+    assert errors[ok] is None and errors[full] is not None
+    assert "No space left on device" in str(errors[full])
+    assert not list(full_disk.iterdir())  # nothing half-written left on the full disk
+    assert not list((exp_dir / full).glob("checkpoint_*"))
+    assert [r["epoch"] for r in result_rows(exp_dir / ok)] == [1, 2, 3]
+    states = {t.user_attrs["tune_trial_id"]: t.state for t in load_study(exp_dir).trials}
+    assert states == {trial_of["ok"]: TrialState.COMPLETE, trial_of["full-disk"]: TrialState.FAIL}
+    assert f"best trial      {ok}" in out
+
+
+@pytest.mark.slow
+def test_a_storage_disk_filling_up_fails_trials_not_the_search_or_its_records(ray_session, tiny_master,
+                                                                              small_storage, capsys):
+    exp_dir, meta = new_search(small_storage, tiny_master, "--num-samples", "3")
+    results = run_search(exp_dir, meta)
+    launch.summarize(results, exp_dir, meta)
+    out = capsys.readouterr().out
+
+    errors = {Path(r.path).name: str(r.error) for r in results if r.error}
+    completed = [r for r in results if not r.error and r.metrics.get("epoch") == 3]
+    assert errors and completed, out  # the disk stopped some trials, and the search went on with the rest
+    for error in errors.values():
+        assert "No space left on device for the checkpoint" in error and "free space there" in error
+    assert shutil.disk_usage(small_storage).free >= 8 * 2**20  # the reserve kept the disk from filling
+    # the search's own records are whole: Tune's state, the Optuna journal, results, checkpoints
+    for state in exp_dir.glob("experiment_state-*.json"):
+        json.loads(state.read_text())
+    study = load_study(exp_dir)
+    assert len(study.trials) == 3 and all(t.state.is_finished() for t in study.trials)
+    assert sum(t.state == TrialState.FAIL for t in study.trials) == len(errors)
+    for d in exp_dir.glob("trial_*"):
+        result_rows(d)
+        for checkpoint in d.glob(f"checkpoint_*/{CHECKPOINT_FILE}"):
+            read_checkpoint(checkpoint)
+    assert "best trial" in out
+
+    # the records are whole enough to resume from; every trial already ended, once, and stays so
+    rows = {d.name: result_rows(d) for d in exp_dir.glob("trial_*")}
+    states = [t.state for t in study.trials]
+    subprocess.run(["mount", "-o", "remount,size=400m", str(small_storage)], check=True)
+    run_search(exp_dir, meta, restore=True)
+    assert [t.state for t in load_study(exp_dir).trials] == states
+    assert {d.name: result_rows(d) for d in exp_dir.glob("trial_*")} == rows

@@ -1,0 +1,222 @@
+"""``launch.py`` killed with SIGKILL at chosen or random moments (while a trial starts, mid-epoch,
+while a checkpoint is being written), then ``--resume``d: every trial ends exactly once, no
+finished trial is lost or rerun, and no checkpoint that fails to load is left or used."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from tests.reliability.harness import load_study, result_rows
+from trainable.build import CHECKPOINT_FILE, read_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+NUM_SAMPLES = 4
+SEARCH = ["--num-samples", str(NUM_SAMPLES), "--max-epochs", "3", "--grace-period", "1", "--reduction-factor", "2",
+          "--max-concurrent", "2", "--set", "train.batch_size=4", "--set", "model.decoder_width=32",
+          "--set", "loss.lovasz=0.5"]
+WAIT_S = 400  # for a moment to come, on a slow shared machine
+
+
+class Driver:
+    """One ``python launch.py`` process in its own session, its output in a log file.
+
+    The workers' temporary folder is ``tmpdir`` (Ray's own session files stay in the usual place), so
+    a checkpoint being written shows up there as ``.checkpoint-*.tmp``.
+    """
+
+    def __init__(self, args: list[str], tmpdir: Path, log: Path):
+        env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmpdir),
+               "RAY_TMPDIR": os.environ.get("RAY_TMPDIR", "/tmp")}
+        self.log = log
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen([sys.executable, "launch.py", *args], cwd=ROOT, env=env, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL the driver alone, as a crash or ``kill -9`` would; then, after a grace period in
+        which the Ray processes it started may notice, remove whatever of its session is left so
+        that no stale worker writes into the experiment during the resume."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        deadline = time.time() + 15
+        while time.time() < deadline and _session_alive(self.proc.pid):
+            time.sleep(0.5)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, timeout: float = 900) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def _session_alive(sid: int) -> bool:
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.getsid(int(pid)) == sid:
+                    return True
+            except (ProcessLookupError, PermissionError):
+                continue
+    return False
+
+
+# ---- the moments to kill at: predicates over the experiment folder, the workers' temp folder and
+# the trial folders there were when this run started ----
+
+Moment = Callable[[Path, Path, set[str]], bool]
+
+
+def _rows(exp: Path) -> dict[str, list[dict]]:
+    return {d.name: _complete_rows(d) for d in exp.glob("trial_*")}
+
+
+def _complete_rows(trial_dir: Path) -> list[dict]:
+    try:
+        return result_rows(trial_dir)
+    except ValueError:  # a line being written
+        return []
+
+
+def trial_starting(exp: Path, tmp: Path, seen: set[str]) -> bool:
+    """A trial folder that was not there when this run started, with nothing reported yet."""
+    return any(name not in seen and not rows for name, rows in _rows(exp).items())
+
+
+def mid_epoch(exp: Path, tmp: Path, seen: set[str]) -> bool:
+    """A trial reported an epoch at least half an epoch ago and is training the next one."""
+    now = time.time()
+    for rows in _rows(exp).values():
+        if rows and not rows[-1].get("done") and rows[-1]["epoch"] < 3:
+            last = rows[-1]
+            if now - last["timestamp"] >= 0.5 * last["time_this_iter_s"] and not _writing_checkpoint(tmp):
+                return True
+    return False
+
+
+def checkpoint_write(exp: Path, tmp: Path, seen: set[str]) -> bool:
+    """A worker is writing a checkpoint (its temporary file exists), after some trial reported an epoch."""
+    return any(_rows(exp).values()) and _writing_checkpoint(tmp)
+
+
+def _writing_checkpoint(tmp: Path) -> bool:
+    return any(tmp.glob("*/.checkpoint-*.tmp"))
+
+
+def wait_for(driver: Driver, moment: Moment | float, exp: Path, tmp: Path, seen: set[str]) -> None:
+    """Until the moment comes (or, for a number, that many seconds after the experiment exists)."""
+    deadline = time.time() + WAIT_S
+    since = None
+    while time.time() < deadline:
+        assert driver.proc.poll() is None, f"the search ended before the moment came:\n{driver.output()[-3000:]}"
+        if (exp / "experiment.json").is_file():
+            if isinstance(moment, float):
+                since = since or time.time()
+                if time.time() - since >= moment:
+                    return
+            elif moment(exp, tmp, seen):
+                return
+        time.sleep(0.002)
+    raise AssertionError(f"the moment did not come within {WAIT_S} s")
+
+
+# ---- what must hold after the final resume ----
+
+def _finished(exp: Path) -> dict[str, TrialState]:
+    """Tune trial folder -> state, for the trials the Optuna study has ended."""
+    try:
+        trials = load_study(exp).trials
+    except (KeyError, ValueError, OSError):
+        return {}
+    return {f"trial_{t.user_attrs['tune_trial_id']}": t.state for t in trials
+            if t.state.is_finished() and "tune_trial_id" in t.user_attrs}
+
+
+def check_resumed_search(exp: Path, finished_before: dict[str, list[dict]]) -> None:
+    study = load_study(exp)
+    assert all(t.state.is_finished() for t in study.trials)
+    ended = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(ended) == NUM_SAMPLES
+    # every Tune trial ended once in the study; a trial only ever told FAIL was never recorded by the
+    # driver (killed right after sampling it) and settled as orphaned
+    ids = [t.user_attrs.get("tune_trial_id") for t in ended]
+    assert len(set(ids)) == len(ids)
+    for t in study.trials:
+        if t.state == TrialState.FAIL:
+            assert t.user_attrs.get("tune_trial_id") not in ids
+    after = _rows(exp)
+    assert set(after) == {f"trial_{i}" for i in ids}
+    for name, rows in after.items():
+        assert [r["training_iteration"] for r in rows] == list(range(1, len(rows) + 1)), name  # no epoch twice
+        assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1)), name
+        assert rows, name
+        assert not (exp / name / "error.txt").exists(), name  # no trial failed, e.g. on a bad checkpoint
+    for name, rows in finished_before.items():
+        assert after.get(name) == rows, name  # a finished trial is neither lost nor rerun
+    checkpoints = list(exp.glob(f"trial_*/checkpoint_*/{CHECKPOINT_FILE}"))
+    assert checkpoints
+    for path in checkpoints:
+        read_checkpoint(path)  # every checkpoint left behind loads
+    assert not list(exp.rglob(".checkpoint-*.tmp"))
+
+
+def run_with_kills(tiny_master: Path, tmp_path: Path, moments: list[Moment | float]
+                   ) -> tuple[Path, dict[str, list[dict]]]:
+    """Start the search, kill the driver at each moment in turn (resuming after each), then resume
+    to the end; returns the experiment and the rows of the trials the study had ended at the kills."""
+    exp, tmp = tmp_path / "kill", tmp_path / "tmp"
+    tmp.mkdir()
+    args = ["--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path), "--name", "kill",
+            *SEARCH]
+    finished_before: dict[str, list[dict]] = {}
+    for i, moment in enumerate(moments):
+        seen = set(_rows(exp)) if exp.is_dir() else set()
+        driver = Driver(args if i == 0 else ["--resume", str(exp)], tmp, tmp_path / f"run{i}.log")
+        wait_for(driver, moment, exp, tmp, seen)
+        driver.kill()
+        rows = _rows(exp)
+        finished_before.update({name: rows[name] for name in _finished(exp) if name in rows})
+    driver = Driver(["--resume", str(exp)], tmp, tmp_path / "final.log")
+    code = driver.wait()
+    assert code == 0, driver.output()[-4000:]
+    assert "best trial" in driver.output()
+    return exp, finished_before
+
+
+def test_driver_killed_while_writing_a_checkpoint_resumes_cleanly(tiny_master, tmp_path):
+    exp, finished_before = run_with_kills(tiny_master, tmp_path, [checkpoint_write])
+    check_resumed_search(exp, finished_before)
+
+
+@pytest.mark.slow
+def test_driver_killed_at_trial_start_mid_epoch_and_checkpoint_write(tiny_master, tmp_path):
+    exp, finished_before = run_with_kills(tiny_master, tmp_path, [trial_starting, mid_epoch, checkpoint_write])
+    assert finished_before  # some trials had finished before a kill, and are checked to be kept as they were
+    check_resumed_search(exp, finished_before)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_driver_killed_at_random_moments(tiny_master, tmp_path, seed):
+    # seconds after the experiment folder exists (on a resume: at once), for each run
+    rng = random.Random(seed)
+    delays = [rng.uniform(2.0, 40.0) for _ in range(3)]
+    exp, finished_before = run_with_kills(tiny_master, tmp_path, delays)
+    check_resumed_search(exp, finished_before)
