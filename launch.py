@@ -18,12 +18,12 @@ import sys
 import time
 from pathlib import Path
 
-from analysis.load import EXPERIMENT_FILE
 from search_spaces import SPACES, get_space
-from search_spaces.experiment import build_tuner, check_storage, settle, start_ray
-from search_spaces.searcher import JOURNAL_NAME
 from trainable.config import flatten, parse_value
 from trainable.errors import UserError, cli_errors
+
+# Ray, torch, Optuna and the analysis modules are imported where they are first needed: a refused
+# argument or data set is then reported in seconds, before any of them loads.
 
 # Defaults by hardware. On a CPU the whole default search is sized to finish in about ten minutes
 # on two cores: small images, a subset of the synthetic set, few epochs, more trials than rungs.
@@ -34,9 +34,16 @@ GPU_DEFAULTS = {"image_size": 512, "max_epochs": 30, "num_samples": 32, "grace_p
                 "gpus_per_trial": 1.0, "batch_size": 8, "max_train": 0, "max_val": 0}
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one ``error: ...`` line, like every other refusal here."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see python launch.py --help\n")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python launch.py", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
+    p = _Parser(prog="python launch.py", description=__doc__.split("\n")[0],
+                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n", 2)[2])
     p.add_argument("--space", help=f"search space: {', '.join(SPACES)}")
     p.add_argument("--data", help="data folder (course or generic layout); omitted: the built-in synthetic set")
     p.add_argument("--num-samples", type=int, help="trials to sample (CPU default 12, GPU default 32)")
@@ -77,21 +84,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--space is required (or --resume EXP_DIR, --retrain EXP_DIR, --predict CHECKPOINT)")
     if args.predict and not (args.images and args.out):
         p.error("--predict needs --images DIR and --out DIR")
-    for name in ("top", "epochs", "size"):
+    for name in ("top", "epochs", "size", "num_samples", "max_epochs", "grace_period", "seeds"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            p.error(f"--{name} must be at least 1")
-    for name in ("num_samples", "max_epochs", "grace_period", "seeds"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("cpus_per_trial", "gpus_per_trial", "max_params", "max_concurrent"):
+            p.error(f"{_flag(name)} {value}: must be at least 1")
+    for name in ("cpus_per_trial", "gpus_per_trial", "max_params", "max_concurrent", "seed"):
         value = getattr(args, name)
         if value is not None and value < 0:
-            p.error(f"--{name.replace('_', '-')} must not be negative")
+            p.error(f"{_flag(name)} {value}: must not be negative")
     if args.reduction_factor is not None and args.reduction_factor <= 1:
-        p.error("--reduction-factor must be greater than 1")
+        p.error(f"--reduction-factor {args.reduction_factor:g}: must be greater than 1 (e.g. 3 keeps a third "
+                f"of the trials at each rung)")
+    if args.max_epochs is not None and args.grace_period is not None and args.grace_period > args.max_epochs:
+        p.error(f"--grace-period {args.grace_period}: more than --max-epochs {args.max_epochs}; ASHA could never "
+                f"stop a trial early: choose at most {args.max_epochs}")
+    if args.name is not None and (not args.name.strip() or args.name in (".", "..")
+                                  or any(sep in args.name for sep in "/\\")):
+        p.error(f"--name {args.name!r}: must be a plain folder name (no '/' or '..'); use --storage-path to "
+                f"choose where it goes")
+    if args.name is not None and len(args.name.encode()) > 200:  # with Ray's suffixes, under the 255-byte limit
+        p.error(f"--name {args.name[:20]}...: {len(args.name.encode())} bytes long; choose a name of at most 200")
     return args
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -113,7 +130,11 @@ def settings(args: argparse.Namespace, gpus: float) -> dict:
     for key in ("num_samples", "max_epochs", "grace_period", "reduction_factor", "cpus_per_trial", "gpus_per_trial"):
         if getattr(args, key) is not None:
             s[key] = getattr(args, key)
-    s["grace_period"] = min(s["grace_period"], s["max_epochs"])
+    if args.grace_period is not None and args.grace_period > s["max_epochs"]:
+        raise UserError(f"--grace-period {args.grace_period}: more than the {s['max_epochs']} epochs of a full trial "
+                        f"here; ASHA could never stop a trial early: choose at most {s['max_epochs']} or raise "
+                        f"--max-epochs")
+    s["grace_period"] = min(s["grace_period"], s["max_epochs"])  # a hardware default longer than --max-epochs
     return s
 
 
@@ -161,6 +182,8 @@ def summarize(results, exp_dir: Path, meta: dict) -> None:
           + (f", {len(diverged)} diverged" if diverged else ""))
     print(f"experiment      {exp_dir}")
     if not meta["ablation"]:
+        from search_spaces.searcher import JOURNAL_NAME
+
         print(f"optuna study    optuna-dashboard {exp_dir / JOURNAL_NAME}")
     print("next:")
     print(f"  python -m analysis {exp_dir}")
@@ -170,19 +193,22 @@ def summarize(results, exp_dir: Path, meta: dict) -> None:
 def new_experiment(args: argparse.Namespace) -> tuple[Path, dict]:
     """The folder and the ``experiment.json`` record of a new search, after checking its data, its
     baseline model and its storage; nothing of the experiment is written yet."""
+    space = get_space(args.space)
+    overrides = parse_overrides(args.set)  # a bad --set is refused before torch loads or data is generated
+    space.base_config(overrides)
     import torch
 
-    space = get_space(args.space)
     gpus = torch.cuda.device_count() if args.gpus_per_trial is None or args.gpus_per_trial > 0 else 0
     s = settings(args, gpus)
     storage = Path(args.storage_path).expanduser().resolve()
     name = args.name or f"{args.space}{'-ablation' if args.ablation else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     exp_dir = storage / name
+    if "://" not in args.storage_path:
+        check_storage_early(storage)
     if exp_dir.exists():
         raise UserError(f"{exp_dir}: already exists; continue it with --resume {exp_dir} or choose another --name")
     data_root = resolve_data(args.data, s["image_size"])
-    overrides = base_overrides(args, s, data_root)
-    base = space.base_config(overrides)
+    base = space.base_config(base_overrides(args, s, data_root))
     preflight(base)
     flat_base = flatten(base.to_dict())
     meta = {"space": args.space, "name": name, "ablation": args.ablation, "seeds": args.seeds, "seed": args.seed,
@@ -191,6 +217,8 @@ def new_experiment(args: argparse.Namespace) -> tuple[Path, dict]:
             "baseline": {k: flat_base[k] for k in {*space.params, *space.levels}},
             "data": data_root, "synthetic": args.data is None, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
             "command": " ".join(["python", "launch.py", *sys.argv[1:]])}
+    from search_spaces.experiment import check_storage
+
     check_storage(storage, None)
     return exp_dir, meta
 
@@ -203,15 +231,14 @@ def run_search(args: argparse.Namespace) -> int:
     resume = args.resume is not None
     if resume:
         exp_dir = Path(args.resume).expanduser().resolve()
-        meta_path = exp_dir / EXPERIMENT_FILE
-        if not meta_path.is_file():
-            raise UserError(f"{exp_dir}: not an experiment directory (no {EXPERIMENT_FILE}); pass the folder "
-                            f"that launch.py printed as 'experiment'")
-        meta = json.loads(meta_path.read_text())
+        meta = read_experiment(exp_dir)
     else:
         if args.ablation and space is None:
             raise UserError("--ablation needs a training space")
         exp_dir, meta = new_experiment(args)
+
+    from analysis.load import EXPERIMENT_FILE
+    from search_spaces.experiment import build_tuner, check_storage, settle, start_ray
 
     start_ray(args.address)
     check_storage(exp_dir.parent, args.address)
@@ -233,8 +260,50 @@ def run_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_storage_early(storage: Path) -> None:
+    """Refuse a storage folder that could not be created or written to, before any work and without
+    creating anything (the full check, which writes a probe file, runs once the data passed)."""
+    probe = storage
+    try:
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise UserError(f"{storage}: storage path is not usable ({e.strerror}); pass a writable --storage-path") \
+            from None
+    if not probe.is_dir():
+        raise UserError(f"{storage}: storage path is not writable ({probe} is not a folder); "
+                        f"pass a writable --storage-path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{storage}: storage path is not writable ({probe} is read-only); "
+                        f"pass a writable --storage-path")
+
+
+def read_experiment(exp_dir: Path) -> dict:
+    """The ``experiment.json`` record of a folder launch.py wrote; a one-line error for anything else."""
+    from analysis.load import EXPERIMENT_FILE
+
+    meta_path = exp_dir / EXPERIMENT_FILE
+    hint = "pass the folder that launch.py printed as 'experiment'"
+    if not meta_path.is_file():
+        raise UserError(f"{exp_dir}: not an experiment directory (no {EXPERIMENT_FILE}); {hint}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{meta_path}: unreadable ({e}); {hint}") from None
+    missing = [k for k in ("space", "name", "settings", "base_config") if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise UserError(f"{meta_path}: not an experiment record written by launch.py (no {', '.join(missing)}); "
+                        f"{hint}")
+    return meta
+
+
 def resolve_data(data: str | None, image_size: int) -> str:
     if data:
+        try:
+            Path(data).expanduser().is_dir()
+        except OSError as e:  # e.g. a name longer than the file system allows
+            raise UserError(f"{data}: not a usable data folder ({e.strerror}); pass an existing folder with --data") \
+                from None
         return str(Path(data).expanduser().resolve())
     from trainable.synthetic import ensure_synthetic
 
@@ -244,15 +313,16 @@ def resolve_data(data: str | None, image_size: int) -> str:
 
 
 def preflight(base) -> None:
-    """Check the data and the baseline model before any trial starts: errors here cost seconds."""
+    """Check the baseline model and the data before any trial starts: errors here cost seconds.
+    The model goes first: its budget check is quick, a first pass over a large data set is not."""
     from trainable.data import scan_split
     from trainable.models import build_model
 
+    build_model(base.model, aux_head=base.loss.aux_weight > 0)
     for split in ("train", "val"):
         info = scan_split(base.data.root, split, cache_dir=base.data.cache_dir)
         for note in info.notes[:5]:
             print(f"note: {note}")
-    build_model(base.model, aux_head=base.loss.aux_weight > 0)
 
 
 def run_tta(args: argparse.Namespace) -> int:
@@ -272,6 +342,7 @@ def run_retrain(args: argparse.Namespace) -> int:
     from trainable.config import Config
     from trainable.retrain import retrain
 
+    read_experiment(Path(args.retrain).expanduser())  # a one-line refusal for a folder that is not one
     exp = load_experiment(args.retrain)
     summary = trial_summary(exp.trials, exp.epochs, exp.meta["baseline"]).dropna(subset=["val_miou"])
     if args.trial:
@@ -329,9 +400,25 @@ def _print_retrain(results: list[dict]) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     from trainable.predict import predict_folder
 
-    scales = parse_value("train.tta_scales", args.tta) if args.tta else None
+    scales = None
+    if args.tta is not None:
+        from trainable.config import Config, ConfigError
+
+        try:
+            cfg = Config()
+            cfg.set("train.tta_scales", parse_value("train.tta_scales", args.tta))
+            scales = cfg.train.tta_scales
+        except ConfigError:
+            raise UserError(f"--tta {args.tta!r}: expected positive scales separated by commas, "
+                            f"e.g. --tta 0.75,1,1.25") from None
+        if not scales:
+            raise UserError(f"--tta {args.tta!r}: expected at least one scale, e.g. --tta 1")
     result = predict_folder(args.predict, args.images, args.out, scales=scales, flip=args.flip or None,
                             size=args.size, zip_path=args.zip, force=args.force)
+    for note in result["notes"][:5]:
+        print(f"note: {note}")
+    if len(result["notes"]) > 5:
+        print(f"note: ... and {len(result['notes']) - 5} more files ignored")
     print(f"predicted {result['images']} images -> {result['out']} (scales {result['scales']}, "
           f"flip {'on' if result['flip'] else 'off'}, {result['params']:,} parameters)")
     if result["zip"]:

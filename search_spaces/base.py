@@ -38,12 +38,19 @@ class SearchSpace:
 
     def __post_init__(self) -> None:
         # every bound and level must be a valid value of its key
+        where = f"search space {self.name!r}"
         for key, domain in self.params.items():
-            for value in _domain_values(domain):
-                Config().set(key, value)
+            values = _domain_values(domain)
+            for value in values:
+                _check_value(where, key, value)
+            if not isinstance(domain, Categorical) and values[0] > values[1]:
+                raise ConfigError(f"{where}: {key} has an empty range {values[0]}..{values[1]}; "
+                                  f"the lower bound must be below the upper one")
+            if isinstance(domain, Categorical) and not values:
+                raise ConfigError(f"{where}: {key} has no choices")
         for key, levels in self.levels.items():
             for value in levels:
-                Config().set(key, value)
+                _check_value(f"{where}, ablation levels", key, value)
 
     def base_config(self, overrides: dict | None = None) -> Config:
         """The baseline: config defaults, then this space's constants, then the user's overrides."""
@@ -69,6 +76,13 @@ class SearchSpace:
                 if level != flat[key]:
                     variants.append({**flat, key: level})
         return [nest({**v, "train.seed": base.train.seed + s}) for s in range(seeds) for v in variants]
+
+
+def _check_value(where: str, key: str, value: Any) -> None:
+    try:
+        Config().set(key, value)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _domain_values(domain: Domain) -> list:

@@ -94,27 +94,6 @@ def _get_status(url: str) -> int | None:
     return None
 
 
-def test_same_seed_samples_the_same_configurations(tmp_path):
-    space = get_space("augmentation")
-    base = space.base_config()
-
-    def sample(seed: int, name: str) -> list[dict]:
-        searcher = make_searcher(tmp_path / f"{name}.journal", name, seed, [space.baseline_point(base)], max_t=3,
-                                 n_startup_trials=3)
-        searcher.set_search_properties("val_miou", "max", space.param_space(base))
-        out = []
-        for i in range(6):
-            config = searcher.suggest(f"t{i}")
-            searcher.on_trial_complete(f"t{i}", {"val_miou": float(i % 3), "training_iteration": 3})
-            out.append(config)
-        return out
-
-    a, b, c = sample(7, "a"), sample(7, "b"), sample(8, "c")
-    assert a == b
-    assert a[0] == c[0]  # the baseline comes first whatever the seed
-    assert a[1:] != c[1:]
-
-
 def test_killed_search_resumes_without_losing_or_rerunning_trials(tiny_master, tmp_path):
     args = ["--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path), "--name", "kill",
             "--max-concurrent", "1", *TINY_SEARCH]
@@ -156,29 +135,6 @@ def _journal_trials(exp: Path) -> list:
         return load_study(exp).trials
     except (KeyError, ValueError, OSError):
         return []
-
-
-def test_resume_of_a_folder_that_is_not_an_experiment(tmp_path):
-    proc = launch("--resume", str(tmp_path))
-    out = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 2
-    assert f"error: {tmp_path}: not an experiment directory" in out and "Traceback" not in out
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--space", "colour"], "unknown search space 'colour': valid spaces are augmentation, jitter, loss"),
-    (["--space", "augmentation", "--set", "aug.rotation=3"], "unknown config key 'aug.rotation'"),
-    (["--space", "augmentation", "--set", "train.epochs=many"], "train.epochs='many': expected int"),
-    (["--space", "augmentation", "--data", "/nonexistent"], "data folder not found"),
-    (["--space", "augmentation", "--set", "model.encoder=tu-resnet50"], "over the budget of 2,000,000"),
-    (["--space", "tta"], "--space tta needs --checkpoint"),
-])
-def test_bad_input_is_one_clear_line(args, message, tmp_path):
-    proc = launch(*args, "--storage-path", str(tmp_path))
-    out = proc.communicate(timeout=300)[0]
-    assert proc.returncode == 2, out
-    assert message in out and "Traceback" not in out
-    assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_ablation_runs_one_factor_at_a_time(tiny_master, tmp_path):

@@ -14,15 +14,35 @@ class UserError(ValueError):
 
 
 def cli_errors(main: Callable[..., int]) -> Callable[..., int]:
-    """Wrap a command-line ``main``: a ``UserError`` prints ``error: ...`` lines and exits 2."""
+    """Wrap a command-line ``main``: a ``UserError`` prints ``error: ...`` and exits 2.
+
+    An error that lists several problems (``problems``, e.g. one per bad file) prints one
+    ``error:`` line each; any other error is one ``error:`` line, and whatever further lines its
+    message has (a library's explanation) follow indented. An ``OSError`` about a path (a name too
+    long, a permission, a full disk) is one ``error:`` line with the path and the reason.
+    """
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
         try:
             return main(*args, **kwargs)
         except UserError as e:
-            for line in str(e).splitlines() or [type(e).__name__]:
-                print(f"error: {line}", file=sys.stderr)
+            lines = str(e).splitlines() or [type(e).__name__]
+            if getattr(e, "problems", None):
+                for line in lines:
+                    print(f"error: {line}", file=sys.stderr)
+            else:
+                print(f"error: {lines[0]}", file=sys.stderr)
+                for line in lines[1:]:
+                    if line.strip():
+                        print(f"    {line}", file=sys.stderr)
+            return 2
+        except OSError as e:
+            if e.filename is None:
+                raise
+            # a path the system refused (too long, no permission, disk full...): the path and the
+            # reason are the whole story, a traceback adds nothing
+            print(f"error: {e.filename}: {e.strerror or e}", file=sys.stderr)
             return 2
 
     return wrapper

@@ -32,16 +32,45 @@ from trainable.tta import tta_probs
 __all__ = ["MAX_ZIP_MB", "predict_folder"]
 
 MAX_ZIP_MB = 30.0  # the challenge's upload limit
+SUBMISSION_NOTE = "SUBMISSION.md"  # written beside the zip
 LIBRARIES = ("torch", "segmentation-models-pytorch", "timm", "albumentations", "numpy", "pillow", "ray", "optuna")
 
 
-def _images(folder: Path) -> list[Path]:
+def _images(folder: Path, notes: list[str]) -> list[Path]:
+    """The images to predict, sorted; files that are not images (or hidden) are noted and skipped."""
     if not folder.is_dir():
-        raise UserError(f"{folder}: image folder not found")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
+        raise UserError(f"{folder}: image folder not found; pass an existing folder with --images")
+    files = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTS or not p.is_file():
+            notes.append(f"{p}: {'hidden' if p.name.startswith('.') else 'not an image'}, ignored")
+        else:
+            files.append(p)
     if not files:
         raise UserError(f"{folder}: no images ({', '.join(IMAGE_EXTS)}) to predict")
+    # one mask per stem: two images with the same stem would silently overwrite each other's mask
+    by_stem: dict[str, Path] = {}
+    for p in files:
+        if p.stem in by_stem:
+            raise UserError(f"{by_stem[p.stem]} and {p.name} would both be written as {p.stem}.png; rename or "
+                            f"remove one of them")
+        by_stem[p.stem] = p
     return files
+
+
+def _check_out(out: Path, images: Path, checkpoint: Path, force: bool) -> None:
+    """Refuse an output folder that is a file, that holds unrelated files (without ``force``), or that
+    ``force`` would let us delete along with the images, the checkpoint or the working folder."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder; choose another --out")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise UserError(f"{out}: output folder exists and is not empty; choose another --out or pass --force")
+    resolved = out.resolve()
+    keep = {"the image folder": images, "the checkpoint": checkpoint, "the working folder": Path.cwd()}
+    for what, path in keep.items():
+        path = path.expanduser().resolve()
+        if resolved == path or resolved in path.parents:
+            raise UserError(f"{out}: would replace {what} ({path}); choose a new folder for --out")
 
 
 def _library_versions() -> dict[str, str]:
@@ -59,12 +88,21 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
                    flip: bool | None = None, size: int | None = None, zip_path: str | Path | None = None,
                    force: bool = False, max_zip_mb: float = MAX_ZIP_MB) -> dict:
     """Write one mask per image into ``out``; scales/flip default to the checkpoint's configured TTA."""
-    out, images = Path(out), Path(images)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise UserError(f"{out}: output folder exists and is not empty; choose another --out or pass --force")
-    if zip_path and Path(zip_path).exists() and not force:
-        raise UserError(f"{zip_path}: exists; choose another --zip or pass --force")
-    files = _images(images)
+    # ".." and symlinks resolved: the folder replaced, and the zip's top folder, are the real ones
+    out, images = Path(out).expanduser().resolve(), Path(images).expanduser()
+    _check_out(out, images, Path(checkpoint), force)
+    if zip_path:
+        zip_path = Path(zip_path)
+        note = zip_path.parent / SUBMISSION_NOTE
+        for path, flag in ((zip_path, "--zip"), (note, "--zip folder")):
+            if path.exists() and not force:
+                raise UserError(f"{path}: exists; choose another {flag} or pass --force to replace it")
+        if zip_path.exists() and not zip_path.is_file():
+            raise UserError(f"{zip_path}: exists and is not a file; choose another --zip")
+    if scales is not None and (not scales or not all(s > 0 for s in scales)):
+        raise UserError(f"TTA scales {list(scales)}: expected one or more positive scales, e.g. 0.75, 1, 1.25")
+    notes: list[str] = []
+    files = _images(images, notes)
     model, cfg, state = load_trained_model(checkpoint)
     norm = state.get("normalization")
     if not norm:
@@ -79,7 +117,11 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
     try:
         for path in files:
-            image = read_image(path)
+            try:
+                image = read_image(path)
+            except (OSError, ValueError, Image.DecompressionBombError) as e:
+                raise UserError(f"{path}: unreadable or truncated image ({e}); re-export or remove it; "
+                                f"nothing was written") from None
             out_size = (size, size) if size else image.shape[:2]
             x = transform(image=image)["image"].unsqueeze(0).to(device)
             pred = tta_probs(model, x, scales, flip, out_size=out_size).argmax(1)[0].to(torch.uint8).cpu().numpy()
@@ -94,19 +136,22 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
         raise
 
     result = {"images": len(files), "out": str(out), "scales": list(scales), "flip": flip,
-              "params": count_parameters(model), "zip": None}
+              "params": count_parameters(model), "zip": None, "notes": notes}
     if zip_path:  # a submission: the zip and, beside it, what the challenge asks to hand in
-        result["zip"] = str(_zip(out, Path(zip_path), max_zip_mb))
-        _write_submission_md(result, checkpoint, cfg, Path(zip_path).parent)
+        result["zip"] = str(_zip(out, zip_path, max_zip_mb))
+        _write_submission_md(result, checkpoint, cfg, zip_path.parent)
     return result
 
 
 def _zip(folder: Path, zip_path: Path, max_mb: float) -> Path:
     zip_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = zip_path.with_name(f".{zip_path.name}.tmp")
+    # the top folder is the output folder's real name: "--out ." or "--out x/.." must not give
+    # entries named "/0.png" or "../0.png" that unpack outside the folder they are extracted in
+    top = folder.resolve().name or "masks"
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         for p in sorted(folder.glob("*.png")):
-            z.write(p, arcname=f"{folder.name}/{p.name}")  # names we wrote ourselves: cannot escape the folder
+            z.write(p, arcname=f"{top}/{p.name}")  # file names we wrote ourselves: no separators in them
     mb = tmp.stat().st_size / 2**20
     if mb > max_mb:
         tmp.unlink()
@@ -148,4 +193,4 @@ def _write_submission_md(result: dict, checkpoint, cfg, where: Path) -> None:
 
 {libs}
 """
-    (where / "SUBMISSION.md").write_text(text)
+    (where / SUBMISSION_NOTE).write_text(text)
