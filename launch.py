@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial; fractions pack small models (e.g. 0.25)")
     p.add_argument("--max-concurrent", type=int, default=0, help="trials running at once (0 = as resources allow)")
     p.add_argument("--address", help="connect to a running Ray cluster (e.g. auto) instead of starting one")
+    p.add_argument("--dashboard-host", default="127.0.0.1",
+                   help="interface the dashboard of a local run listens on (default 127.0.0.1: this machine only)")
     p.add_argument("--storage-path", default="experiments", help="where experiments go (default ./experiments)")
     p.add_argument("--name", help="experiment name (default <space>-<date>-<time>)")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampler and of every trial")
@@ -240,7 +242,7 @@ def run_search(args: argparse.Namespace) -> int:
     from analysis.load import EXPERIMENT_FILE
     from search_spaces.experiment import build_tuner, check_storage, settle, start_ray
 
-    start_ray(args.address)
+    start_ray(args.address, args.dashboard_host)
     check_storage(exp_dir.parent, args.address)
     if not resume:
         exp_dir.mkdir(parents=True)

@@ -48,14 +48,20 @@ def check_storage(path: Path, address: str | None) -> None:
                   f"node, or pass --storage-path s3://... / gs://...; a node-local path loses trials' results")
 
 
-def start_ray(address: str | None) -> None:
+def start_ray(address: str | None, dashboard_host: str = "127.0.0.1") -> None:
+    """Join the cluster at ``address``, or start a private local one whose dashboard listens on
+    ``dashboard_host`` only (localhost unless the user asks otherwise)."""
     import ray
 
     if address:
         ctx = ray.init(address=address, log_to_driver=False)
     else:
-        # the dashboard binds to localhost; Ray's token authentication stays on unless the user opts out
-        ctx = ray.init(include_dashboard=True, dashboard_host="127.0.0.1", log_to_driver=False)
+        # "local": a private instance even when `ray start` left one running on this machine (joining
+        # it would ignore dashboard_host); Ray's token authentication stays on unless the user opts out
+        ctx = ray.init(address="local", include_dashboard=True, dashboard_host=dashboard_host, log_to_driver=False)
+        if dashboard_host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"note: the dashboard listens on {dashboard_host}: anyone who can reach this machine can open it "
+                  f"(it still asks for the token)")
     if ctx.dashboard_url:
         print(f"Ray dashboard:  http://{ctx.dashboard_url}")
         if os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled":

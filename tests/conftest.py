@@ -6,8 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from trainable.synthetic import generate
+
+# in-process trainings run beside Ray trials on small CI machines: one thread each avoids oversubscription
+torch.set_num_threads(1)
 
 TINY = {"n_train": 10, "n_val": 5, "n_test": 3, "size": 64, "seed": 0}
 

@@ -171,7 +171,7 @@ def _check_pair(img_path: Path, mask_path: Path | None) -> tuple[list[str], np.n
     if mask_path is not None:
         try:
             mask = read_mask(mask_path)
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
             return [f"{mask_path}: {e}" if isinstance(e, ValueError)
                     else f"{mask_path}: unreadable or truncated mask ({e}); re-export or remove it"], None
         top = int(mask.max(initial=0))

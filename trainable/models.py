@@ -8,6 +8,7 @@ budget before any training. The encoder's channels are read from the encoder, ne
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,6 +136,9 @@ def load_weights(module: nn.Module, path: str | Path, what: str = "model") -> No
         raise ModelError(f"{path}: weights file not found; pass an existing .pth/.safetensors file")
     try:
         state = _read_state_dict(path)
+    except pickle.UnpicklingError:
+        raise ModelError(f"{path}: holds Python objects besides tensors, which are never unpickled; save a plain "
+                         f"state dict (torch.save(model.state_dict(), ...)) or a .safetensors file") from None
     except Exception as e:
         raise ModelError(f"{path}: not a readable weights file ({type(e).__name__}: {e})") from None
     own = module.state_dict()

@@ -70,7 +70,7 @@ def test_a_malicious_checkpoint_is_refused_and_its_payload_never_runs(tiny_maste
 def test_malicious_pretrained_weights_are_refused_and_the_payload_never_runs(tmp_path):
     marker = tmp_path / PAYLOAD_MARKER
     path = write_malicious(tmp_path / "encoder.pth", marker, "state_dict")
-    with pytest.raises(ModelError, match=r"encoder\.pth: not a readable weights file"):
+    with pytest.raises(ModelError, match=r"encoder\.pth: holds Python objects besides tensors, which are never"):
         load_weights(torch.nn.Linear(2, 2), path)
     assert not marker.exists()
 
@@ -89,7 +89,7 @@ CLI_CASES = [
          ("{root}/ckpt.pt: not a readable checkpoint",), prepare=_malicious("ckpt.pt", "pickle")),
     Case("search-malicious-pretrained-weights", ("--space", "augmentation", "--data", "{data}", "--storage-path",
                                                  "{storage}", "--set", "model.pretrained={root}/enc.pth"),
-         ("{root}/enc.pth: not a readable weights file",), prepare=_malicious("enc.pth", "state_dict")),
+         ("{root}/enc.pth: holds Python objects besides tensors",), prepare=_malicious("enc.pth", "state_dict")),
 ]
 
 
@@ -234,6 +234,7 @@ def test_the_dashboard_binds_to_localhost_and_leaves_token_auth_on(monkeypatch, 
     monkeypatch.setattr(ray, "init", fake_init)
     start_ray(None)
     assert calls[0].get("include_dashboard") is True and calls[0].get("dashboard_host") == "127.0.0.1"
+    assert calls[0].get("address") == "local"  # never joins a cluster `ray start` left running
     assert "RAY_AUTH_MODE" not in os.environ  # Ray then turns token authentication on by itself
     assert "`ray get-auth-token` prints it" in capsys.readouterr().out
 
