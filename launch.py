@@ -128,10 +128,11 @@ def settings(args: argparse.Namespace, gpus: float) -> dict:
     s = dict(GPU_DEFAULTS if gpus else CPU_DEFAULTS)
     if gpus:
         s["cpus_per_trial"] = max(1, int((os.cpu_count() or 2) // max(1, gpus)))
-        s["num_workers"] = max(1, int(s["cpus_per_trial"]) - 1)
     for key in ("num_samples", "max_epochs", "grace_period", "reduction_factor", "cpus_per_trial", "gpus_per_trial"):
         if getattr(args, key) is not None:
             s[key] = getattr(args, key)
+    if gpus:  # loader workers from the trial's own CPUs, one left for the training process
+        s["num_workers"] = max(1, int(s["cpus_per_trial"]) - 1)
     if args.grace_period is not None and args.grace_period > s["max_epochs"]:
         raise UserError(f"--grace-period {args.grace_period}: more than the {s['max_epochs']} epochs of a full trial "
                         f"here; ASHA could never stop a trial early: choose at most {s['max_epochs']} or raise "
