@@ -9,6 +9,7 @@ from pathlib import Path
 
 from search_spaces import get_space
 from search_spaces.searcher import JOURNAL_NAME, make_searcher, skip_finished_trials
+from search_spaces.storage import remove_partial_files, storage_filesystem
 from trainable.errors import UserError
 
 __all__ = ["RAY_SETTINGS", "build_tuner", "check_storage", "settle", "start_ray"]
@@ -98,8 +99,12 @@ def build_tuner(exp_dir: Path, meta: dict, restore: bool, trainable_fn=None, ray
     if not meta["ablation"]:
         fn = skip_finished_trials(fn, exp_dir / JOURNAL_NAME, meta["name"])
     trainable = tune.with_resources(fn, resources(s))
+    if restore and not any(exp_dir.glob("experiment_state-*.json")):
+        restore = False  # the driver was killed before Tune first saved its state: start over in this folder
     if restore:
-        return tune.Tuner.restore(str(exp_dir), trainable, resume_unfinished=True, resume_errored=True)
+        remove_partial_files(exp_dir)  # left by a driver or worker killed while writing
+        return tune.Tuner.restore(str(exp_dir), trainable, resume_unfinished=True, resume_errored=True,
+                                  storage_filesystem=storage_filesystem(exp_dir))
 
     if meta["ablation"]:
         points = space.ablation_points(base, meta["seeds"])
@@ -122,6 +127,7 @@ def build_tuner(exp_dir: Path, meta: dict, restore: bool, trainable_fn=None, ray
                                     reuse_actors=rs["reuse_actors"]),
         run_config=tune.RunConfig(
             name=exp_dir.name, storage_path=str(exp_dir.parent),
+            storage_filesystem=storage_filesystem(exp_dir),  # files replaced whole: a kill truncates none
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute="val_miou",
                                                     checkpoint_score_order="max"),
             failure_config=tune.FailureConfig(max_failures=2),

@@ -21,7 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pyarrow.fs
 import ray
 import torch
 from ray import tune
@@ -37,6 +36,7 @@ STOPPED_FILE = "stopped.txt"
 # more checkpoints (other trials writing theirs at the same time) and for the search's own records
 CHECKPOINTS_IN_FLIGHT = 3
 STORAGE_RESERVE_BYTES = 16 * 2**20
+LOCAL_FILESYSTEMS = ("local", "py::atomic-local")  # pyarrow's, and search_spaces.storage's whole-file writes
 
 __all__ = ["train_segmentation", "write_trial_file"]
 
@@ -111,7 +111,7 @@ def _check_storage_room(directory: str, epoch: int) -> None:
     checkpoint while retries are left), and the search keeps the room to finish and record it.
     """
     storage = tune.get_context().get_storage()
-    if not isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem):
+    if storage.storage_filesystem.type_name not in LOCAL_FILESYSTEMS:
         return  # an object store: no disk of ours to fill
     needed = sum(f.stat().st_size for f in Path(directory).rglob("*") if f.is_file())
     target = Path(storage.trial_fs_path)

@@ -4,6 +4,7 @@ finished trial is lost or rerun, and no checkpoint that fails to load is left or
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
+from ray import cloudpickle
 
+from search_spaces.storage import TEMP_MARK
 from tests.reliability.harness import load_study, result_rows
 from trainable.build import CHECKPOINT_FILE, read_checkpoint
 
@@ -116,6 +119,18 @@ def checkpoint_write(exp: Path, tmp: Path, seen: set[str]) -> bool:
     return any(_rows(exp).values()) and _writing_checkpoint(tmp)
 
 
+class AfterATrialEnded:
+    """``moment``, once some trial has ended in the Optuna study (so that a kill can lose or rerun it)."""
+
+    def __init__(self, moment: Moment):
+        self.moment, self.ended, self.checked = moment, False, 0.0
+
+    def __call__(self, exp: Path, tmp: Path, seen: set[str]) -> bool:
+        if not self.ended and time.time() - self.checked > 0.5:  # reading the study takes a while
+            self.ended, self.checked = bool(_finished(exp)), time.time()
+        return self.ended and self.moment(exp, tmp, seen)
+
+
 def _writing_checkpoint(tmp: Path) -> bool:
     return any(tmp.glob("*/.checkpoint-*.tmp"))
 
@@ -149,6 +164,18 @@ def _finished(exp: Path) -> dict[str, TrialState]:
             if t.state.is_finished() and "tune_trial_id" in t.user_attrs}
 
 
+def check_records_whole(exp: Path) -> None:
+    """Whatever the moment of the kill, the files the search keeps in the experiment are whole."""
+    for state in exp.glob("experiment_state-*.json"):
+        json.loads(state.read_text())  # a truncated state file would make --resume fail outright
+    for state in [*exp.glob("search_gen_state-*.json"), *exp.glob("searcher-state-*.pkl")]:
+        cloudpickle.loads(state.read_bytes())  # Tune's own files, pickles whatever their names
+    for trial_dir in exp.glob("trial_*"):
+        result_rows(trial_dir)  # every line complete
+        for checkpoint in trial_dir.glob(f"checkpoint_*/{CHECKPOINT_FILE}"):
+            read_checkpoint(checkpoint)
+
+
 def check_resumed_search(exp: Path, finished_before: dict[str, list[dict]]) -> None:
     study = load_study(exp)
     assert all(t.state.is_finished() for t in study.trials)
@@ -174,7 +201,7 @@ def check_resumed_search(exp: Path, finished_before: dict[str, list[dict]]) -> N
     assert checkpoints
     for path in checkpoints:
         read_checkpoint(path)  # every checkpoint left behind loads
-    assert not list(exp.rglob(".checkpoint-*.tmp"))
+    assert not list(exp.rglob(".checkpoint-*.tmp")) and not list(exp.rglob(f"{TEMP_MARK}*"))
 
 
 def run_with_kills(tiny_master: Path, tmp_path: Path, moments: list[Moment | float]
@@ -191,6 +218,7 @@ def run_with_kills(tiny_master: Path, tmp_path: Path, moments: list[Moment | flo
         driver = Driver(args if i == 0 else ["--resume", str(exp)], tmp, tmp_path / f"run{i}.log")
         wait_for(driver, moment, exp, tmp, seen)
         driver.kill()
+        check_records_whole(exp)
         rows = _rows(exp)
         finished_before.update({name: rows[name] for name in _finished(exp) if name in rows})
     driver = Driver(["--resume", str(exp)], tmp, tmp_path / "final.log")
@@ -201,14 +229,16 @@ def run_with_kills(tiny_master: Path, tmp_path: Path, moments: list[Moment | flo
 
 
 def test_driver_killed_while_writing_a_checkpoint_resumes_cleanly(tiny_master, tmp_path):
-    exp, finished_before = run_with_kills(tiny_master, tmp_path, [checkpoint_write])
+    exp, finished_before = run_with_kills(tiny_master, tmp_path, [AfterATrialEnded(checkpoint_write)])
+    assert finished_before  # checked to be kept as they were
     check_resumed_search(exp, finished_before)
 
 
 @pytest.mark.slow
 def test_driver_killed_at_trial_start_mid_epoch_and_checkpoint_write(tiny_master, tmp_path):
-    exp, finished_before = run_with_kills(tiny_master, tmp_path, [trial_starting, mid_epoch, checkpoint_write])
-    assert finished_before  # some trials had finished before a kill, and are checked to be kept as they were
+    exp, finished_before = run_with_kills(tiny_master, tmp_path,
+                                          [trial_starting, mid_epoch, AfterATrialEnded(checkpoint_write)])
+    assert finished_before  # checked to be kept as they were
     check_resumed_search(exp, finished_before)
 
 
