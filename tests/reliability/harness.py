@@ -9,16 +9,19 @@ test can see which epochs each attempt trained.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
 import signal
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import pytest
 
 import launch
 from analysis.load import EXPERIMENT_FILE
@@ -29,6 +32,21 @@ from search_spaces.searcher import JOURNAL_NAME, journal_storage
 # every trial that does not fail trains all its epochs
 TINY_FLAGS = ["--max-epochs", "3", "--grace-period", "3", "--reduction-factor", "2",
               "--set", "train.batch_size=4", "--set", "model.decoder_width=32", "--set", "loss.lovasz=0.5"]
+
+@contextlib.contextmanager
+def local_ray(cache: Path) -> Iterator[None]:
+    """A Ray instance of this process for the test, whose workers keep derived data under ``cache``
+    (the workers inherit the environment Ray starts with, not the one a test sets later)."""
+    import ray
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("FACESEARCH_CACHE", str(cache))
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
 
 def new_search(storage: Path, data: Path, *flags: str, name: str = "exp") -> tuple[Path, dict]:
     """A new augmentation-space experiment as ``launch.py`` records it (``experiment.json`` written)."""
