@@ -78,8 +78,13 @@ def test_search_end_to_end_with_asha_optuna_and_dashboard(tiny_master, tmp_path)
     analysis = subprocess.run([sys.executable, "-m", "analysis", str(exp)], cwd=ROOT, capture_output=True, text=True,
                               timeout=300)
     assert analysis.returncode == 0, analysis.stderr
-    for name in ("report.md", "trials.parquet", "tables/importance.csv", "plots/learning_curves.png"):
+    for name in ("report.md", "trials.parquet", "plots/learning_curves.png"):
         assert (exp / "analysis" / name).is_file(), name
+    # importances need two trials that completed every epoch; how many did depends on ASHA's rungs
+    completed = sum(t.state == TrialState.COMPLETE for t in study.trials)
+    assert (exp / "analysis" / "tables" / "importance.csv").is_file() == (completed >= 2)
+    if completed < 2:
+        assert "not computed" in (exp / "analysis" / "report.md").read_text()
 
 
 def _get_status(url: str) -> int | None:
