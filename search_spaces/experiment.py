@@ -24,9 +24,13 @@ __all__ = ["RAY_SETTINGS", "build_tuner", "check_storage", "settle", "start_ray"
 #   trial's thread to end (were it still running after 2 s, the new trial would fail once and be
 #   retried on a fresh actor), and never reuses the actor of a failed trial. Files a trial leaves go
 #   through write_trial_file, because get_trial_dir() of a reused actor is a folder Ray does not sync.
+#   Off by default all the same: on a two-node cluster, reuse let one actor run every trial of a
+#   short search one after another while the other node stayed idle (tests/test_cluster.py), and a
+#   search that does not spread over the cluster costs far more than the seconds reuse saves.
+#   Turn it on for many short trials on one machine.
 # verbose: Tune's progress output (1: trial starts and ends, and a status table now and then).
 RAY_SETTINGS: dict = {
-    "reuse_actors": True,
+    "reuse_actors": False,
     "verbose": 1,
 }
 
