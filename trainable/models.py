@@ -136,7 +136,9 @@ def load_weights(module: nn.Module, path: str | Path, what: str = "model") -> No
         raise ModelError(f"{path}: weights file not found; pass an existing .pth/.safetensors file")
     try:
         state = _read_state_dict(path)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as e:
+        if "unsupported global" not in str(e).lower():  # not a pickle of objects: junk or truncated
+            raise ModelError(f"{path}: not a readable weights file ({type(e).__name__}: {e})") from None
         raise ModelError(f"{path}: holds Python objects besides tensors, which are never unpickled; save a plain "
                          f"state dict (torch.save(model.state_dict(), ...)) or a .safetensors file") from None
     except Exception as e:
