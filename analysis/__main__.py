@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
 
 from analysis.load import load_experiment
-from analysis.report import FORMATS, write_report
+from analysis.report import FORMATS, PLOTS_DIR, TABLES_DIR, TRIALS_FILE, write_report
+from trainable.cli import Parser
 from trainable.errors import UserError, cli_errors
+from trainable.layout import ANALYSIS_DIR
 
 
 @cli_errors
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analysis",
+    p = Parser(prog="python -m analysis",
                                 description="Tables, importances and plots from an experiment directory.")
     p.add_argument("exp_dir", type=Path, help="the experiment folder launch.py printed")
     p.add_argument("--out", type=Path, help="report folder (default EXP_DIR/analysis)")
@@ -26,13 +27,13 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--format {args.format!r}: valid formats are {', '.join(FORMATS)}")
     start = time.time()
     exp = load_experiment(args.exp_dir)
-    out = args.out or exp.path / "analysis"
+    out = args.out or exp.path / ANALYSIS_DIR
     report = write_report(exp, out, formats)
     print(f"analysed {len(exp.trials)} trials of {exp.path.name} in {time.time() - start:.1f} s")
     print(f"report:  {report}")
-    print(f"tables:  {out / 'tables'}  ({', '.join(formats)})")
-    print(f"plots:   {out / 'plots'}")
-    print(f"data:    {out / 'trials.parquet'}")
+    print(f"tables:  {out / TABLES_DIR}  ({', '.join(formats)})")
+    print(f"plots:   {out / PLOTS_DIR}")
+    print(f"data:    {out / TRIALS_FILE}")
     return 0
 
 

@@ -15,29 +15,58 @@ from pathlib import Path
 
 import pandas as pd
 
+from search_spaces.driver.record import ExperimentRecord, read_record
 from trainable.config import flatten
 from trainable.errors import UserError
+from trainable.layout import (
+    ERROR_FILE,
+    EXPERIMENT_FILE,
+    JOURNAL_FILE,
+    PARAMS_FILE,
+    REFUSED_FILE,
+    RESULT_FILE,
+    STOPPED_FILE,
+    checkpoint_dirs,
+    trial_dirs,
+)
 
-__all__ = ["EXPERIMENT_FILE", "Experiment", "failures", "load_experiment", "load_study", "stop_reason", "trial_status"]
+__all__ = ["Experiment", "checkpoint_of", "failures", "load_experiment", "load_study", "stop_reason", "trial_status"]
 
-EXPERIMENT_FILE = "experiment.json"
 METRICS = ("val_miou", "val_acc", "val_mean_f1", "val_loss", "train_loss", "lr")
 
 
 @dataclass
 class Experiment:
     path: Path
-    meta: dict  # experiment.json: space, settings, baseline, searched keys, ...
+    record: ExperimentRecord  # experiment.json: the space, the search's settings, the baseline config
     trials: pd.DataFrame  # one row per trial: status, epochs, wall time, config columns
     epochs: pd.DataFrame  # one row per trial x reported epoch: metrics, per-class IoU
 
     @property
-    def max_epochs(self) -> int:
-        return int(self.meta["settings"]["max_epochs"])
-
-    @property
     def searched(self) -> list[str]:
-        return list(self.meta.get("searched", []))
+        return self.record.searched
+
+    def summary(self) -> pd.DataFrame:
+        """One row per trial with its score and rank on the experiment's metric (``trial_summary``)."""
+        from analysis.tables import trial_summary
+
+        return trial_summary(self.trials, self.epochs, self.record.baseline, self.record.metric, self.record.mode)
+
+    def threads(self, trial: str) -> int:
+        """The CPU threads trial ``trial`` trained on (as it reported them; before trials reported
+        them: what Ray gives a trial of ``cpus_per_trial`` CPUs)."""
+        reported = self.trials.set_index("trial")["threads"].get(trial) if "threads" in self.trials else None
+        return int(reported) if pd.notna(reported) else max(1, int(self.record.cpus_per_trial))
+
+    def checkpoint(self, trial: str | None = None) -> Path:
+        """The last checkpoint of ``trial`` (default: the best trial), the epoch it is ranked at."""
+        from analysis.rank import select
+
+        name = select(self.summary(), trial).iloc[0]["trial"]
+        kept = checkpoint_dirs(self.path / name)
+        if not kept:
+            raise UserError(f"{self.path / name}: the trial kept no checkpoint")
+        return kept[-1]
 
     def long_table(self) -> pd.DataFrame:
         """Every trial x every reported epoch, with the trial's status and config (``trials.parquet``)."""
@@ -52,7 +81,7 @@ def trial_status(rows: list[dict], max_epochs: int, folder: Path) -> str:
     completed or stopped if it got there, running if it reported after its last failure, and
     errored only otherwise.
     """
-    if (folder / "refused.txt").exists():
+    if (folder / REFUSED_FILE).exists():
         return "refused"
     reason = stop_reason(rows, folder)
     if reason:
@@ -61,7 +90,7 @@ def trial_status(rows: list[dict], max_epochs: int, folder: Path) -> str:
         return "completed"
     if rows and rows[-1].get("done"):  # Tune marks the result on which the scheduler stopped a trial
         return f"stopped by ASHA at epoch {rows[-1].get('epoch')}"
-    if (folder / "error.txt").exists() or (folder / "error.pkl").exists():
+    if (folder / ERROR_FILE).exists():
         failed_at = _failure_times(folder)
         if failed_at and rows and rows[-1].get("timestamp", 0) > failed_at[-1]:
             return "running"  # retried from its checkpoint and reporting again
@@ -73,13 +102,13 @@ def stop_reason(rows: list[dict], folder: Path) -> str:
     """Why a trial ended on its own before its last epoch (a diverged loss), or ``""``."""
     if rows and rows[-1].get("stop_reason"):
         return str(rows[-1]["stop_reason"])
-    stopped = folder / "stopped.txt"
+    stopped = folder / STOPPED_FILE
     return stopped.read_text().strip() if stopped.is_file() else ""
 
 
 def failures(folder: Path) -> int:
     """How many times Ray recorded a failure of the trial (each one retried while retries were left)."""
-    error = folder / "error.txt"
+    error = folder / ERROR_FILE
     if not error.is_file():
         return 0
     return max(1, len(_FAILURE.findall(error.read_text(errors="replace"))))
@@ -90,7 +119,7 @@ _FAILURE = re.compile(r"^Failure # \d+ \(occurred at (\S+)\)", re.MULTILINE)
 
 def _failure_times(folder: Path) -> list[float]:
     """Unix times of the failures Ray logged in ``error.txt`` (its local-time stamps)."""
-    error = folder / "error.txt"
+    error = folder / ERROR_FILE
     if not error.is_file():
         return []
     times = []
@@ -118,23 +147,12 @@ def load_experiment(path: str | Path) -> Experiment:
     path = Path(path).expanduser()
     if not path.is_dir():
         raise UserError(f"{path}: experiment folder not found")
-    meta_file = path / EXPERIMENT_FILE
-    if not meta_file.is_file():
-        raise UserError(f"{path}: not an experiment folder (no {EXPERIMENT_FILE}); pass the folder launch.py "
-                        f"printed as 'experiment'")
-    meta = json.loads(meta_file.read_text())
-    if "searched" not in meta:  # written before experiment.json recorded the space itself
-        from search_spaces import get_space
-
-        space = get_space(meta["space"])
-        base = flatten(meta["base_config"])
-        meta.update(searched=list(space.params), levels=space.levels,
-                    baseline={k: base[k] for k in {*space.params, *space.levels}})
-    max_epochs = int(meta["settings"]["max_epochs"])
+    record = read_record(path)
+    max_epochs = record.max_t
     trial_rows, epoch_rows = [], []
-    for folder in sorted(p for p in path.glob("trial_*") if p.is_dir()):
-        rows = _read_rows(folder / "result.json")
-        params = folder / "params.json"
+    for folder in trial_dirs(path):
+        rows = _read_rows(folder / RESULT_FILE)
+        params = folder / PARAMS_FILE
         config = json.loads(params.read_text()) if params.is_file() else (rows[0]["config"] if rows else {})
         trial_rows.append({
             "trial": folder.name,
@@ -142,6 +160,7 @@ def load_experiment(path: str | Path) -> Experiment:
             "epochs": int(rows[-1]["epoch"]) if rows else 0,
             "wall_time_s": float(rows[-1]["time_total_s"]) if rows else 0.0,
             "node": rows[-1].get("node", "") if rows else "",
+            "threads": rows[-1].get("threads") if rows else None,
             "failures": failures(folder),
             **flatten(config),
         })
@@ -152,21 +171,33 @@ def load_experiment(path: str | Path) -> Experiment:
     trials = pd.DataFrame(trial_rows, columns=None if trial_rows else ["trial", "status", "epochs", "wall_time_s"])
     epochs = pd.DataFrame(epoch_rows, columns=None if epoch_rows else ["trial", "epoch", *METRICS])
     if trials.empty:
-        raise UserError(f"{path}: the experiment has no trials yet; run or resume it with launch.py first")
+        raise UserError(f"{path}: the experiment has no trials yet; run or resume it with python launch.py resume "
+                        f"{path} first")
     for col in trials.columns:  # list-valued config keys (e.g. TTA scales) as text, so parquet can store them
         if trials[col].map(lambda v: isinstance(v, list)).any():
             trials[col] = trials[col].map(lambda v: ",".join(map(str, v)) if isinstance(v, list) else v)
-    return Experiment(path=path, meta=meta, trials=trials, epochs=epochs)
+    return Experiment(path=path, record=record, trials=trials, epochs=epochs)
+
+
+def checkpoint_of(target: str | Path, trial: str | None = None) -> Path:
+    """``target`` itself (a checkpoint folder or file), or for an experiment folder the last
+    checkpoint of ``trial`` (default: the best trial)."""
+    target = Path(target).expanduser()
+    if (target / EXPERIMENT_FILE).is_file():
+        return load_experiment(target).checkpoint(trial)
+    if trial:
+        raise UserError(f"--trial {trial}: needs an experiment folder, and {target} is none")
+    return target
 
 
 def load_study(exp: Experiment):
     """The experiment's Optuna study from its journal file, or None (ablations have none)."""
     import optuna
 
-    from search_spaces.searcher import JOURNAL_NAME, journal_storage
+    from search_spaces.driver.searcher import journal_storage
 
-    journal = exp.path / JOURNAL_NAME
+    journal = exp.path / JOURNAL_FILE
     if not journal.is_file():
         return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.load_study(study_name=exp.meta["name"], storage=journal_storage(journal))
+    return optuna.load_study(study_name=exp.record.name, storage=journal_storage(journal))

@@ -15,12 +15,14 @@ from analysis.tables import (
     factor_tables,
     importance_table,
     per_class_table,
-    trial_summary,
 )
 
-__all__ = ["FORMATS", "to_latex", "to_markdown", "write_report"]
+__all__ = ["FORMATS", "PLOTS_DIR", "REPORT_FILE", "TABLES_DIR", "TRIALS_FILE", "to_latex", "to_markdown",
+           "write_report"]
 
 FORMATS = ("md", "tex", "csv")
+# the report folder (by default the experiment's layout.ANALYSIS_DIR)
+REPORT_FILE, TRIALS_FILE, TABLES_DIR, PLOTS_DIR = "report.md", "trials.parquet", "tables", "plots"
 
 
 def _cell(v, digits: int = 2) -> str:
@@ -66,63 +68,64 @@ def to_latex(df: pd.DataFrame, caption: str) -> str:
 
 
 def _write_table(df: pd.DataFrame, out: Path, name: str, caption: str, formats: tuple[str, ...]) -> str:
-    (out / "tables").mkdir(exist_ok=True)
+    (out / TABLES_DIR).mkdir(exist_ok=True)
     if "md" in formats:
-        (out / "tables" / f"{name}.md").write_text(to_markdown(df))
+        (out / TABLES_DIR / f"{name}.md").write_text(to_markdown(df))
     if "tex" in formats:
-        (out / "tables" / f"{name}.tex").write_text(to_latex(df, caption))
+        (out / TABLES_DIR / f"{name}.tex").write_text(to_latex(df, caption))
     if "csv" in formats:
-        df.to_csv(out / "tables" / f"{name}.csv", index=df.index.name is not None)
+        df.to_csv(out / TABLES_DIR / f"{name}.csv", index=df.index.name is not None)
     return to_markdown(df)
 
 
 def _describe(exp: Experiment) -> list[str]:
-    m, s = exp.meta, exp.meta["settings"]
-    if m["ablation"]:
-        search = (f"one-factor-at-a-time ablation from the baseline, {m.get('seeds', 1)} seed(s) per configuration, "
-                  f"every configuration trained for {s['max_epochs']} epochs (no early stopping)")
+    r = exp.record
+    if r.ablation:
+        search = (f"one-factor-at-a-time ablation from the baseline, {r.seeds} seed(s) per configuration, "
+                  f"every configuration trained for {r.max_t} epochs (no early stopping)")
     else:
-        search = (f"Optuna TPE sampler (seed {m['seed']}) with the baseline evaluated first; ASHA scheduler "
-                  f"(max {s['max_epochs']} epochs, grace period {s['grace_period']}, reduction factor "
-                  f"{s['reduction_factor']}); trials ASHA stopped are recorded in Optuna as PRUNED")
-    data = "built-in synthetic face-parsing set" if m.get("synthetic") else m.get("data", "")
-    base = m["base_config"]
-    weights = "scratch" if base["model"]["pretrained"] == "none" else base["model"]["pretrained"]
+        search = (f"Optuna TPE sampler (seed {r.seed}) with the baseline evaluated first; ASHA scheduler "
+                  f"(max {r.max_t} epochs, grace period {r.grace_period}, reduction factor "
+                  f"{r.reduction_factor:g}); trials ASHA stopped are recorded in Optuna as PRUNED")
+    base = r.config
+    data = "built-in synthetic face-parsing set" if r.synthetic else base.data.root
+    weights = "scratch" if base.model.pretrained == "none" else base.model.pretrained
     return [
-        f"- **Search space:** `{m['space']}` ({', '.join(f'`{k}`' for k in exp.searched)})",
-        f"- **Search:** {search}",
-        f"- **Budget:** {s['num_samples'] if not m['ablation'] else len(exp.trials)} trials, "
-        f"{s['cpus_per_trial']} CPU and {s['gpus_per_trial']} GPU per trial, "
-        f"{base['data']['image_size']} px images, batch size {base['train']['batch_size']}",
-        f"- **Data:** {data}" + (f" (first {base['data']['max_train']} training and {base['data']['max_val']} "
-                                   f"validation images)" if base["data"]["max_train"] else ""),
-        f"- **Model:** {base['model']['arch']} on {base['model']['encoder']} (decoder width "
-        f"{base['model']['decoder_width']}), trained from {weights}",
-        f"- **Command:** `{m.get('command', '')}` ({m.get('created', '')})",
+        f"- **Search space:** `{r.space}` ({', '.join(f'`{k}`' for k in exp.searched)})",
+        f"- **Search:** {search}; trials ranked by {r.metric_name} at their last epoch",
+        f"- **Budget:** {r.planned_trials} trials, {r.cpus_per_trial:g} CPU and {r.gpus_per_trial:g} GPU per trial, "
+        f"{base.data.image_size} px images, batch size {base.train.batch_size}",
+        f"- **Data:** {data}" + (f" (first {base.data.max_train} training and {base.data.max_val} "
+                                   f"validation images)" if base.data.max_train else ""),
+        f"- **Model:** {base.model.arch} on {base.model.encoder} (decoder width "
+        f"{base.model.decoder_width}), trained from {weights}",
+        f"- **Command:** `{r.command}` ({r.created})",
     ]
 
 
 def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS) -> Path:
     """Write everything into ``out``; returns the path of report.md."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "plots").mkdir(exist_ok=True)
-    exp.long_table().to_parquet(out / "trials.parquet", index=False)
+    (out / PLOTS_DIR).mkdir(exist_ok=True)
+    exp.long_table().to_parquet(out / TRIALS_FILE, index=False)
 
-    summary = trial_summary(exp.trials, exp.epochs, exp.meta["baseline"])
+    summary = exp.summary()
     counts = summary["status"].str.replace(r" at epoch \d+", "", regex=True).value_counts()
     md = [f"# Experiment `{exp.path.name}`", "", *_describe(exp),
           f"- **Trials:** {', '.join(f'{n} {s}' for s, n in counts.items())}", ""]
 
     md += ["## Configurations", "",
-           "One row per trial, best first. val mIoU is the course's mIoU (19 classes, background included) on "
-           "the validation set; a trial that overfits (val mIoU peaked before its last epoch while pixel accuracy "
-           "kept rising) is reported at its peak. *delta vs baseline* is against the baseline configuration, "
-           "which every experiment evaluates first.", ""]
+           "One row per trial, best first: trials that completed every epoch by their val mIoU at the last "
+           "epoch, then the others by the epochs they reached. val mIoU is the course's mIoU (19 classes, "
+           "background included) on the validation set at the trial's last epoch; *peak mIoU* is its best "
+           "epoch, and *overfitting* marks a trial whose val mIoU peaked before its last epoch while pixel "
+           "accuracy kept rising. *delta vs baseline* is against the baseline configuration, which every "
+           "experiment evaluates first.", ""]
     md.append(_write_table(configurations_table(summary, exp.trials, exp.searched), out, "configurations",
                            "Trials of the experiment, best first", formats))
 
-    if exp.meta["ablation"]:
-        table = ablation_table(summary, exp.trials, exp.meta["baseline"], exp.meta["levels"])
+    if exp.record.ablation:
+        table = ablation_table(summary, exp.trials, exp.record.baseline, exp.record.levels)
         md += ["## Ablation", "", "Each row changes one factor of the baseline to the level shown; val mIoU and "
                "pixel accuracy are means over seeds, *std* their standard deviation, *overfitting* the number of "
                "seeds that overfit.", ""]
@@ -141,16 +144,16 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
         md += ["## Per-class IoU", "", "IoU (%) of each class for the best trials and the baseline, at their "
                "reported epoch.", ""]
         md.append(_write_table(per_class, out, "per_class", "Per-class IoU", formats))
-        plots.plot_per_class(per_class, out / "plots" / "per_class.png")
+        plots.plot_per_class(per_class, out / PLOTS_DIR / "per_class.png")
         md += ["![per-class IoU](plots/per_class.png)", ""]
     if not exp.epochs.empty:
-        plots.plot_learning_curves(exp.epochs, summary, out / "plots" / "learning_curves.png")
+        plots.plot_learning_curves(exp.epochs, summary, out / PLOTS_DIR / "learning_curves.png")
         md += ["## Learning curves", "", "Val mIoU per epoch of every trial: short orange curves are trials ASHA "
                "stopped; the thick line is the baseline.", "", "![learning curves](plots/learning_curves.png)", ""]
         if exp.searched:
-            plots.plot_miou_vs_params(summary, exp.trials, exp.searched, out / "plots" / "miou_vs_params.png")
+            plots.plot_miou_vs_params(summary, exp.trials, exp.searched, out / PLOTS_DIR / "miou_vs_params.png")
             md += ["## val mIoU against each parameter", "", "![mIoU vs parameters](plots/miou_vs_params.png)", ""]
-    report = out / "report.md"
+    report = out / REPORT_FILE
     report.write_text("\n".join(md))
     return report
 
@@ -166,5 +169,5 @@ def _importances(exp: Experiment, out: Path, formats: tuple[str, ...]) -> list[s
     if table.empty:
         return md
     md.append(_write_table(table, out, "importance", "Hyperparameter importance", formats))
-    plots.plot_importances(table, out / "plots" / "importance.png")
+    plots.plot_importances(table, out / PLOTS_DIR / "importance.png")
     return [*md, "![importances](plots/importance.png)", ""]

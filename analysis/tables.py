@@ -1,8 +1,8 @@
 """Table builders: DataFrames in, DataFrames out. No drawing and no file writing here.
 
-The per-trial figure follows the face-parsing reports: a trial "overfits" when its val mIoU
-peaked before the last epoch while pixel accuracy kept rising; it is then reported at its peak
-(the last evaluation before overfitting), otherwise at its last epoch.
+Trials are scored and ordered by ``analysis.rank``: the metric at the last epoch a trial reported.
+Beside the score each trial shows its peak and whether it overfit in the face-parsing reports'
+sense (val mIoU peaked before the last epoch while pixel accuracy kept rising).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analysis.rank import best_first, rank
 from trainable.classes import CLASSES
 
 __all__ = [
@@ -22,38 +23,45 @@ __all__ = [
 ]
 
 
-def trial_summary(trials: pd.DataFrame, epochs: pd.DataFrame, baseline: dict) -> pd.DataFrame:
-    """One row per trial: the reported epoch's mIoU and accuracy, peak, overfitting, delta vs baseline."""
+def trial_summary(trials: pd.DataFrame, epochs: pd.DataFrame, baseline: dict, metric: str = "val_miou",
+                  mode: str = "max") -> pd.DataFrame:
+    """One row per trial, in the order of ``trials``: its score (``metric`` at its last reported epoch)
+    and rank, val mIoU and accuracy at that epoch, the peak, overfitting, and the delta vs the
+    baseline."""
     rows = []
     for _, t in trials.iterrows():
         e = epochs[epochs["trial"] == t["trial"]].sort_values("epoch")
         row = {"trial": t["trial"], "status": t["status"], "epochs": int(t["epochs"]),
                "wall_time_s": t["wall_time_s"],
                "is_baseline": all(t.get(k) == v for k, v in baseline.items())}
-        # a diverged trial has no score: whatever it reached before its loss blew up, its
-        # configuration does not train, so it must never rank as the best
-        if e.empty or e["val_miou"].isna().all() or str(t["status"]).startswith("diverged"):
-            rows.append({**row, "overfitting": False})
+        if e.empty or e[metric].isna().all():
+            rows.append({**row, "score": np.nan, "overfitting": False})
             continue
         peak = e.loc[e["val_miou"].idxmax()]
         last = e.iloc[-1]
         overfit = bool(peak["epoch"] < last["epoch"] and last["val_acc"] > peak["val_acc"])
-        shown = peak if overfit else last
-        rows.append({**row, "val_miou": shown["val_miou"], "val_acc": shown["val_acc"],
-                     "reported_epoch": int(shown["epoch"]), "peak_miou": peak["val_miou"],
-                     "peak_epoch": int(peak["epoch"]), "final_miou": last["val_miou"], "overfitting": overfit})
+        rows.append({**row, "score": last[metric], "val_miou": last["val_miou"], "val_acc": last["val_acc"],
+                     "reported_epoch": int(last["epoch"]), "peak_miou": peak["val_miou"],
+                     "peak_epoch": int(peak["epoch"]), "overfitting": overfit})
     out = pd.DataFrame(rows)
-    base = out.loc[out["is_baseline"], "val_miou"] if "val_miou" in out else pd.Series(dtype=float)
-    out["delta"] = out.get("val_miou", np.nan) - (base.mean() if len(base) else np.nan)
+    # a diverged trial is never ranked: whatever it reached before its loss blew up, its
+    # configuration does not train, so it must never be picked as the best (nor compared)
+    out["rank"] = rank(out, mode)
+    for col in ("val_miou", "val_acc"):
+        if col not in out:
+            out[col] = np.nan
+        out.loc[out["rank"].isna(), col] = np.nan
+    base = out.loc[out["is_baseline"] & out["rank"].notna(), "val_miou"]
+    out["delta"] = out["val_miou"] - (base.mean() if len(base) else np.nan)
     return out
 
 
 def configurations_table(summary: pd.DataFrame, trials: pd.DataFrame, searched: list[str]) -> pd.DataFrame:
     """One row per configuration, best first, baseline marked: the experiment's main table."""
-    t = summary.merge(trials[["trial", *searched]], on="trial")
-    t = t.sort_values("val_miou", ascending=False, na_position="last")
-    cols = ["trial", *searched, "val_miou", "val_acc", "delta", "epochs", "status", "overfitting"]
-    out = t[cols].rename(columns={"val_miou": "val mIoU", "val_acc": "pixel acc", "delta": "delta vs baseline"})
+    t = best_first(summary).merge(trials[["trial", *searched]], on="trial", how="left")
+    cols = ["trial", *searched, "val_miou", "val_acc", "delta", "epochs", "status", "peak_miou", "overfitting"]
+    out = t[cols].rename(columns={"val_miou": "val mIoU", "val_acc": "pixel acc", "delta": "delta vs baseline",
+                                  "peak_miou": "peak mIoU"})
     out["trial"] = [f"{n} (baseline)" if b else n for n, b in zip(t["trial"], t["is_baseline"])]
     return out.reset_index(drop=True)
 
@@ -106,7 +114,7 @@ def factor_tables(summary: pd.DataFrame, trials: pd.DataFrame, searched: list[st
 
 def per_class_table(summary: pd.DataFrame, epochs: pd.DataFrame, top: int = 3) -> pd.DataFrame:
     """IoU per class (rows named by class) for the best ``top`` trials and the baseline."""
-    ranked = summary.dropna(subset=["val_miou"]).sort_values("val_miou", ascending=False)
+    ranked = best_first(summary.dropna(subset=["rank"]))
     chosen = list(ranked.head(top).itertuples())
     chosen += [r for r in ranked[ranked["is_baseline"]].head(1).itertuples() if r.trial not in
                {c.trial for c in chosen}]

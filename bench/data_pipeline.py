@@ -27,7 +27,8 @@ from trainable.array_cache import build_array_cache, cache_bytes
 from trainable.augment import train_transform
 from trainable.build import EpochBatchSampler
 from trainable.config import AugConfig
-from trainable.data import FaceParsingDataset, decode_pair, scan_split
+from trainable.data import FaceParsingDataset, scan_split
+from trainable.decode import decode_pair
 from trainable.synthetic import generate
 
 

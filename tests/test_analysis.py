@@ -27,18 +27,61 @@ def _frames(curves: dict[str, list[tuple[float, float]]], rotate: dict[str, floa
     return trials, epochs
 
 
-def test_summary_reports_the_peak_when_a_trial_overfits():
+def test_summary_scores_the_last_epoch_and_shows_the_peak_beside_it():
     trials, epochs = _frames(
         {"a": [(10, 90), (30, 91), (25, 93)],   # mIoU peaked at epoch 2, accuracy still rising: overfitting
-         "b": [(10, 90), (20, 91), (22, 92)],   # still improving: last epoch
-         "c": [(10, 90), (30, 95), (25, 94)]},  # both fell: not overfitting by the reports' rule, last epoch
+         "b": [(10, 90), (20, 91), (22, 92)],   # still improving
+         "c": [(10, 90), (30, 95), (25, 94)]},  # both fell: not overfitting by the reports' rule
         {"a": 25.0, "b": 10.0, "c": 35.0}, {"a": "completed", "b": "completed", "c": "completed"})
     s = trial_summary(trials, epochs, BASELINE).set_index("trial")
-    assert s.loc["a", ["val_miou", "val_acc", "reported_epoch", "overfitting"]].tolist() == [30, 91, 2, True]
+    assert s.loc["a", ["val_miou", "val_acc", "reported_epoch", "peak_miou", "peak_epoch", "overfitting"]].tolist() \
+        == [25, 93, 3, 30, 2, True]
     assert s.loc["b", ["val_miou", "reported_epoch", "overfitting"]].tolist() == [22, 3, False]
     assert s.loc["c", ["val_miou", "peak_miou", "overfitting"]].tolist() == [25, 30, False]
     assert s["is_baseline"].tolist() == [True, False, False]
-    assert s["delta"].tolist() == [0, -8, -5]
+    assert s["delta"].tolist() == [0, -3, 0]
+    assert s["rank"].tolist() == [1, 3, 2]  # a and c tie at 25: the order given (stable)
+
+
+# (status, epochs reached, score) -> rank: completed trials by score, then the others by epochs reached,
+# then score, as Optuna orders COMPLETE and PRUNED trials; diverged, refused and unscored never rank
+RANKS = [
+    (("completed", 3, 20.0), 2),
+    (("completed", 3, 30.0), 1),
+    (("stopped by ASHA at epoch 2", 2, 40.0), 3),
+    (("stopped by ASHA at epoch 1", 1, 50.0), 5),
+    (("running", 2, 10.0), 4),
+    (("diverged at epoch 2: training loss became nan", 2, 99.0), None),
+    (("refused", 0, float("nan")), None),
+    (("errored", 0, float("nan")), None),
+]
+
+
+def test_rank_orders_trials_as_optuna_does():
+    from analysis.rank import rank
+
+    frame = pd.DataFrame([{"status": st, "epochs": ep, "score": sc} for (st, ep, sc), _ in RANKS])
+    got = [None if pd.isna(r) else int(r) for r in rank(frame, "max")]
+    assert got == [r for _, r in RANKS]
+    minimised = [None if pd.isna(r) else int(r) for r in rank(frame, "min")]
+    assert minimised[:2] == [1, 2]  # a lower score is better when the metric is minimised
+
+
+def test_select_names_a_trial_or_takes_the_best():
+    from analysis.rank import select
+    from trainable.errors import UserError
+
+    trials, epochs = _frames({"trial_a": [(10, 90)], "trial_b": [(30, 90)]}, {"trial_a": 25.0, "trial_b": 1.0},
+                             {"trial_a": "completed", "trial_b": "completed"})
+    summary = trial_summary(trials, epochs, BASELINE)
+    assert select(summary)["trial"].tolist() == ["trial_b"]
+    assert select(summary, top=2)["trial"].tolist() == ["trial_b", "trial_a"]
+    assert select(summary, "a")["trial"].tolist() == select(summary, "trial_a")["trial"].tolist() == ["trial_a"]
+    with pytest.raises(UserError, match="no ranked trial 'zz' in the experiment; trials with results are "
+                                        "trial_b, trial_a"):
+        select(summary, "zz")
+    with pytest.raises(UserError, match="--trial a and --top 2: give one of them"):
+        select(summary, "a", 2)
 
 
 def test_factor_tables_use_only_completed_trials():
@@ -93,6 +136,7 @@ def _write_trial(exp: Path, name: str, rotate: float, curve: list[tuple[float, f
 
 @pytest.fixture
 def experiment(tmp_path) -> Path:
+    """An experiment whose experiment.json was written by the previous version (record version 1)."""
     exp = tmp_path / "exp"
     exp.mkdir()
     base = Config().to_dict()
@@ -134,6 +178,8 @@ def test_cli_writes_everything_and_numbers_match_the_result_files(experiment, ca
     assert "aug.rotate_limit" in long.columns and "iou/skin" in long.columns
     table = pd.read_csv(out / "tables" / "configurations.csv")
     assert table.loc[0, "trial"] == "trial_base (baseline)" and table.loc[0, "val mIoU"] == 30
+    # completed first, then by epochs reached: the running trial (2 epochs) above the two with one
+    assert [t.split(" ")[0] for t in table["trial"]] == ["trial_base", "trial_live", "trial_fast", "trial_crash"]
     for _, row in table.iterrows():
         trial = row["trial"].split(" ")[0]
         last = max(e for t, e in raw if t == trial)
@@ -147,7 +193,7 @@ def test_cli_writes_everything_and_numbers_match_the_result_files(experiment, ca
 
 @pytest.mark.parametrize("setup, message", [
     (lambda p: p / "missing", "experiment folder not found"),
-    (lambda p: p, "not an experiment folder (no experiment.json)"),
+    (lambda p: p, "not an experiment directory (no experiment.json)"),
 ])
 def test_missing_or_foreign_folder(tmp_path, capsys, setup, message):
     (tmp_path / "some.txt").write_text("x")

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from trainable.data import CACHE_NAME, FaceParsingDataset, find_split, read_image, read_mask, scan_split
+from trainable.data import CACHE_NAME, FaceParsingDataset, find_split, scan_split
+from trainable.decode import read_image, read_mask
 
 TRAIN_IMG, TRAIN_MASK = "train/train_image", "train/train_mask"
 

@@ -1,4 +1,5 @@
-"""launch.py as a user runs it: real Ray runs with ASHA + Optuna on the tiny synthetic set."""
+"""launch.py as a user runs it: real Ray runs with ASHA + Optuna on the tiny synthetic set, and the
+verbs that read what a search left (analysis, retrain, tta)."""
 
 from __future__ import annotations
 
@@ -14,16 +15,18 @@ import urllib.request
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
 from search_spaces import get_space
-from search_spaces.searcher import JOURNAL_NAME, journal_storage, make_searcher
+from search_spaces.driver.searcher import journal_storage, make_searcher
 from trainable.config import Config
+from trainable.layout import JOURNAL_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_SEARCH = ["--num-samples", "6", "--max-epochs", "3", "--grace-period", "1", "--reduction-factor", "2",
-               "--set", "train.batch_size=4", "--set", "model.decoder_width=32", "--set", "loss.lovasz=0.5"]
+TINY = ["--set", "train.batch_size=4", "--set", "model.decoder_width=32", "--set", "loss.lovasz=0.5"]
+TINY_SEARCH = ["--num-samples", "6", "--max-epochs", "3", "--grace-period", "1", "--reduction-factor", "2", *TINY]
 
 RESULT_ROWS_RACE = ("known defect: a trial retried after a failure, or resumed after a killed driver, can lose "
                     "result.json rows written just before the failure (storage sync race); attempts, "
@@ -37,7 +40,7 @@ def launch(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def load_study(exp_dir: Path) -> optuna.Study:
-    return optuna.load_study(study_name=exp_dir.name, storage=journal_storage(exp_dir / JOURNAL_NAME))
+    return optuna.load_study(study_name=exp_dir.name, storage=journal_storage(exp_dir / JOURNAL_FILE))
 
 
 def trial_results(exp_dir: Path) -> dict[str, list[dict]]:
@@ -49,8 +52,12 @@ def trial_results(exp_dir: Path) -> dict[str, list[dict]]:
 
 
 def test_search_end_to_end_with_asha_optuna_and_dashboard(tiny_master, tmp_path):
+    # the README's shorthand (no verb), and a full trial's length given as the config key only: ASHA's
+    # max_t and the PRUNED coupling follow train.epochs (they once kept the default 8 epochs, and every
+    # trial that trained all 3 epochs was told PRUNED)
     proc = launch("--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path),
-                  "--name", "e2e", *TINY_SEARCH)
+                  "--name", "e2e", "--num-samples", "6", "--set", "train.epochs=3", "--grace-period", "1",
+                  "--reduction-factor", "2", *TINY)
     lines, dashboard_status = [], None
     for line in proc.stdout:
         lines.append(line)
@@ -59,25 +66,30 @@ def test_search_end_to_end_with_asha_optuna_and_dashboard(tiny_master, tmp_path)
             dashboard_status = _get_status(match.group(1))
     assert proc.wait(timeout=600) == 0, "".join(lines[-40:])
     out = "".join(lines)
-    assert dashboard_status is not None and dashboard_status < 500  # the dashboard answered during the run
-    for expected in ("results:", "best trial", "baseline", "python -m analysis", "python launch.py --retrain"):
-        assert expected in out
-
     exp = tmp_path / "e2e"
+    assert dashboard_status is not None and dashboard_status < 500  # the dashboard answered during the run
+    for expected in ("results:", "best trial", "python -m analysis", f"python launch.py retrain {exp}",
+                     f"tensorboard --logdir {exp}", "6 ended"):
+        assert expected in out
+    assert "/tmp/ray/session" not in out  # no path into Ray's staging folders: the experiment is the place
+    assert list(exp.glob("trial_*/events.out.tfevents.*"))  # what tensorboard --logdir EXP shows
+
     study = load_study(exp)
     assert len(study.trials) == 6
     baseline = get_space("augmentation").baseline_point(get_space("augmentation").base_config())
     assert study.trials[0].params == pytest.approx(baseline)  # the baseline is trial 0
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert pruned, "ASHA stopped no trial"
+    assert complete, "no trial was told COMPLETE"
     for t in pruned:
         assert 1 <= len(t.intermediate_values) < 3  # stopped before the last epoch, with its per-epoch values
-    for t in study.trials:
-        if t.state == TrialState.COMPLETE:
-            assert sorted(t.intermediate_values) == [1, 2, 3] and t.value == t.intermediate_values[3]
+    for t in complete:
+        assert sorted(t.intermediate_values) == [1, 2, 3] and t.value == t.intermediate_values[3]
     epochs = [len(r) for r in trial_results(exp).values()]
     assert min(epochs) < 3 and max(epochs) == 3
-    assert json.loads((exp / "experiment.json").read_text())["space"] == "augmentation"
+    record = json.loads((exp / "experiment.json").read_text())
+    assert record["space"] == "augmentation" and record["config"]["train"]["epochs"] == 3
 
     analysis = subprocess.run([sys.executable, "-m", "analysis", str(exp)], cwd=ROOT, capture_output=True, text=True,
                               timeout=300)
@@ -85,10 +97,32 @@ def test_search_end_to_end_with_asha_optuna_and_dashboard(tiny_master, tmp_path)
     for name in ("report.md", "trials.parquet", "plots/learning_curves.png"):
         assert (exp / "analysis" / name).is_file(), name
     # importances need two trials that completed every epoch; how many did depends on ASHA's rungs
-    completed = sum(t.state == TrialState.COMPLETE for t in study.trials)
-    assert (exp / "analysis" / "tables" / "importance.csv").is_file() == (completed >= 2)
-    if completed < 2:
+    assert (exp / "analysis" / "tables" / "importance.csv").is_file() == (len(complete) >= 2)
+    if len(complete) < 2:
         assert "not computed" in (exp / "analysis" / "report.md").read_text()
+
+    # one notion of best: the summary, the analysis table and Optuna's best trial agree
+    best = re.search(r"^best trial\s+(trial_\w+): val mIoU", out, re.MULTILINE).group(1)
+    table = pd.read_csv(exp / "analysis" / "tables" / "configurations.csv")
+    assert table.loc[0, "trial"].split(" ")[0] == best
+    assert f"trial_{study.best_trial.user_attrs['tune_trial_id']}" == best
+
+    # retrain repeats the trial it retrains, epoch by epoch, on the CPU (threads, data order, seeds)
+    rows = trial_results(exp)[best]
+    retrained = launch("retrain", str(exp), "--out", str(tmp_path / "again"))
+    text = retrained.communicate(timeout=600)[0]
+    assert retrained.returncode == 0, text[-3000:]
+    curve = pd.read_csv(tmp_path / "again" / best / "curves.csv")
+    assert curve["val_miou"].tolist() == [r["val_miou"] for r in rows]
+    assert curve["train_loss"].tolist() == [r["train_loss"] for r in rows]
+
+    # tta reads the experiment: the best trial's last checkpoint, whose plain score is the trial's
+    scored = launch("tta", str(exp))
+    text = scored.communicate(timeout=300)[0]
+    assert scored.returncode == 0, text[-3000:]
+    assert f"checkpoint:     {exp / best}/checkpoint_" in text
+    plain = re.search(r"plain inference \(scale 1.0, no flip\): val mIoU (\S+)", text).group(1)
+    assert float(plain) == pytest.approx(rows[-1]["val_miou"], abs=1e-3)
 
 
 def _get_status(url: str) -> int | None:
@@ -120,7 +154,7 @@ def test_killed_search_resumes_without_losing_or_rerunning_trials(tiny_master, t
     finished_before = {t.number for t in _journal_trials(exp) if t.state.is_finished()}
     assert len(finished_before) >= 2
 
-    resumed = launch("--resume", str(exp))
+    resumed = launch("resume", str(exp))
     out = resumed.communicate(timeout=600)[0]
     assert resumed.returncode == 0, out[-3000:]
     after = trial_results(exp)
@@ -136,6 +170,33 @@ def test_killed_search_resumes_without_losing_or_rerunning_trials(tiny_master, t
         assert after[name] == before[name], name  # a finished trial is neither lost nor rerun
 
 
+def test_ctrl_c_saves_the_search_and_resume_finishes_it(tiny_master, tmp_path):
+    exp = tmp_path / "int"
+    proc = launch("search", "--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path),
+                  "--name", "int", "--num-samples", "3", "--set", "train.epochs=2", "--grace-period", "2",
+                  "--max-concurrent", "1", *TINY, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not sum(1 for t in _journal_trials(exp) if t.state.is_finished()):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the whole foreground group
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 130, out[-3000:]
+    assert "Traceback" not in out
+    assert re.search(r"^interrupted \(SIGINT\): [12] of 3 trials ended", out, re.MULTILINE), out[-3000:]
+    assert f"python launch.py resume {exp}" in out and "Tuner.restore(" not in out
+    for claim in ("best trial", "next:", "python -m analysis"):  # nothing reads as a finished search
+        assert claim not in out
+
+    resumed = launch("resume", str(exp))
+    out = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 0, out[-3000:]
+    assert "best trial" in out and "3 ended: 3 completed" in out
+    study = load_study(exp)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    for name, rows in trial_results(exp).items():
+        assert [r["epoch"] for r in rows] == [1, 2], name
+
+
 def _stopped(rows: list[dict]) -> bool:
     return bool(rows[-1].get("done"))
 
@@ -149,8 +210,7 @@ def _journal_trials(exp: Path) -> list:
 
 def test_ablation_runs_one_factor_at_a_time(tiny_master, tmp_path):
     proc = launch("--space", "optimizer", "--ablation", "--seeds", "1", "--data", str(tiny_master),
-                  "--storage-path", str(tmp_path), "--name", "abl", "--max-epochs", "1",
-                  "--set", "model.decoder_width=32", "--set", "loss.lovasz=0.5")
+                  "--storage-path", str(tmp_path), "--name", "abl", "--max-epochs", "1", *TINY[2:])
     out = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, out[-3000:]
     space = get_space("optimizer")
@@ -173,7 +233,7 @@ def _get(cfg, key: str):
 
 
 def test_the_journal_records_which_tune_trials_ended(tmp_path):
-    from search_spaces.searcher import _ended_in_study
+    from search_spaces.driver.searcher import _ended_in_study
 
     space = get_space("augmentation")
     base = space.base_config()

@@ -5,8 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
+from launch import main
 from trainable.classes import CLASSES
-from trainable.evaluate import evaluate_folders, main
+from trainable.evaluate import evaluate_folders
 from trainable.metrics import compute_metrics, confusion_matrix
 
 
@@ -71,10 +72,10 @@ def test_evaluate_cli_on_folders_with_a_single_subfolder(tmp_path, capsys):
     preds = {k: np.where(rng.random(g.shape) < 0.7, g, 0) for k, g in gts.items()}
     _write(tmp_path / "truth", gts)
     _write(tmp_path / "sub" / "only", preds)
-    metrics, notes = evaluate_folders(tmp_path / "sub", tmp_path / "truth")
+    metrics, notes, _ = evaluate_folders(tmp_path / "sub", tmp_path / "truth")
     expected, _ = course_miou([preds[k] for k in gts], list(gts.values()))
     assert abs(metrics.miou - expected) < 1e-9 and notes == []
-    assert main([str(tmp_path / "sub"), str(tmp_path / "truth")]) == 0
+    assert main(["evaluate", str(tmp_path / "sub"), str(tmp_path / "truth")]) == 0
     out = capsys.readouterr().out
     assert f"mIoU{expected:>18.3f}" in out
     assert all(name in out for name in CLASSES)
@@ -83,7 +84,7 @@ def test_evaluate_cli_on_folders_with_a_single_subfolder(tmp_path, capsys):
 def test_evaluate_reports_an_absent_class(tmp_path, capsys):
     _write(tmp_path / "t", {"a": np.ones((8, 8))})
     _write(tmp_path / "p", {"a": np.ones((8, 8))})
-    assert main([str(tmp_path / "p"), str(tmp_path / "t")]) == 0
+    assert main(["evaluate", str(tmp_path / "p"), str(tmp_path / "t")]) == 0
     out = capsys.readouterr().out
     assert "18 classes appear in neither prediction nor truth" in out
     assert "course evaluator's mean over all 19 classes is NaN" in out
@@ -112,6 +113,6 @@ def test_evaluate_refuses_bad_predictions(tmp_path, capsys, case, message):
     _write(tmp_path / "p", preds)
     if case == "rgb":
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "p" / "a.png")
-    assert main([str(tmp_path / "p"), str(tmp_path / "t")]) == 2
+    assert main(["evaluate", str(tmp_path / "p"), str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("error: ") and "Traceback" not in err

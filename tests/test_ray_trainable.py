@@ -10,7 +10,7 @@ import ray
 from ray import tune
 
 from tests.conftest import tiny_config
-from trainable.build import CHECKPOINT_FILE
+from trainable.layout import CHECKPOINT_FILE
 from trainable.ray_trainable import train_segmentation
 
 

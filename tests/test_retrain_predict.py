@@ -12,10 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
+from search_spaces.driver import new_record
 from tests.conftest import tiny_config
 from tests.test_launch import launch
-from trainable.config import Config
-from trainable.data import FaceParsingDataset, read_mask, scan_split
+from trainable.config import Config, flatten
+from trainable.data import FaceParsingDataset, scan_split
+from trainable.decode import read_mask
 from trainable.errors import UserError
 from trainable.evaluate import evaluate_folders
 from trainable.predict import predict_folder
@@ -54,7 +56,7 @@ def test_predictions_score_what_the_retrain_reported(retrained, tiny_master, tmp
                             scales=None if tta else [1.0], flip=tta)
     assert result["images"] == 5
     assert sorted(p.name for p in preds.iterdir()) == [f"{i}.png" for i in range(5)]
-    metrics, _ = evaluate_folders(preds, tiny_master / "val" / "val_mask")
+    metrics, _, _ = evaluate_folders(preds, tiny_master / "val" / "val_mask")
     expected = summary["val_miou_tta"] if tta else summary["val_miou"]
     assert metrics.miou == pytest.approx(expected, abs=1e-9)
 
@@ -102,19 +104,16 @@ def test_refusals(retrained, tiny_master, tmp_path):
 
 
 def test_cli_retrain_then_predict(tiny_master, tmp_path):
-    # a one-trial experiment folder as launch.py writes it
+    # a one-trial experiment folder as a search leaves it
     exp = tmp_path / "exp"
     (exp / "trial_abc").mkdir(parents=True)
     cfg = Config.from_dict(tiny_config(tiny_master, train={"epochs": 1}))
-    flat_base = {"aug.rotate_limit": cfg.aug.rotate_limit}
-    (exp / "experiment.json").write_text(json.dumps({
-        "space": "augmentation", "name": "exp", "ablation": False, "seed": 0, "base_config": cfg.to_dict(),
-        "settings": {"max_epochs": 1}, "searched": ["aug.rotate_limit"], "levels": {}, "baseline": flat_base}))
+    new_record("augmentation", name="exp", gpus=0, overrides=flatten(cfg.to_dict())).write(exp)
     (exp / "trial_abc" / "params.json").write_text(json.dumps(cfg.to_dict()))
     row = {"epoch": 1, "training_iteration": 1, "val_miou": 5.0, "val_acc": 50.0, "time_total_s": 1.0, "done": True}
     (exp / "trial_abc" / "result.json").write_text(json.dumps(row) + "\n")
 
-    proc = launch("--retrain", str(exp), "--seeds", "2", "--train-on", "train+val")
+    proc = launch("retrain", str(exp), "--seeds", "2", "--train-on", "train+val")
     out = proc.communicate(timeout=600)[0]
     assert proc.returncode == 0, out[-3000:]
     assert "over 2 seeds" in out and "not a held-out estimate" in out
@@ -122,12 +121,12 @@ def test_cli_retrain_then_predict(tiny_master, tmp_path):
     assert model.is_file() and (exp / "retrain" / "trial_abc-seed1" / "model.pt").is_file()
 
     preds = tmp_path / "preds"
-    proc = launch("--predict", str(model), "--images", str(tiny_master / "test" / "test_image"), "--out", str(preds),
+    proc = launch("predict", str(model), "--images", str(tiny_master / "test" / "test_image"), "--out", str(preds),
                   "--tta", "0.75,1", "--flip")
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 0, out
     assert "predicted 3 images" in out and "flip on" in out
-    again = launch("--predict", str(model), "--images", str(tiny_master / "test" / "test_image"), "--out", str(preds))
+    again = launch("predict", str(model), "--images", str(tiny_master / "test" / "test_image"), "--out", str(preds))
     assert again.communicate(timeout=300)[0].count("error: ") == 1 and again.returncode == 2
 
 

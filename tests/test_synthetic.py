@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 
 from trainable.classes import NUM_CLASSES
-from trainable.data import read_mask
+from trainable.decode import read_mask
 from trainable.synthetic import EASY, HARD, draw_face, ensure_synthetic, main
 
 

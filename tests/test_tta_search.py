@@ -8,9 +8,10 @@ import torch
 from search_spaces.tta import combinations_to_score
 from tests.conftest import tiny_config
 from tests.test_launch import launch
-from trainable.build import CHECKPOINT_FILE, build_run, load_trained_model, run_epoch, save_checkpoint
+from trainable.build import build_run, load_trained_model, run_epoch, save_checkpoint
 from trainable.config import Config
 from trainable.errors import UserError
+from trainable.layout import CHECKPOINT_FILE
 from trainable.tta_search import score_tta
 
 
@@ -34,7 +35,7 @@ def test_every_combination_is_scored_and_plain_reproduces_the_checkpoint(checkpo
 
 
 def test_cli_prints_the_table(checkpoint):
-    proc = launch("--space", "tta", "--checkpoint", str(checkpoint))
+    proc = launch("tta", str(checkpoint))
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 0, out
     assert "62 combinations scored; plain inference (scale 1.0, no flip)" in out

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from trainable.data import decode_pair
+from trainable.decode import decode_pair
+from trainable.layout import replacing
 
 __all__ = ["ArrayCache", "build_array_cache", "cache_bytes"]
 
@@ -117,14 +118,9 @@ def build_array_cache(images: list[str], masks: list[str] | None, size: int, nat
         for stale in group.iterdir():  # an older version of these files, or a build that died
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
-        tmp = group / f".tmp-{os.getpid()}"
-        tmp.mkdir()
-        try:
+        with replacing(final) as tmp:
+            tmp.mkdir()
             _write(tmp, images, masks, size, native_masks, mask_hw, workers)
-            os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return ArrayCache(final)
 
 

@@ -9,7 +9,6 @@ trains and evaluates one epoch and returns the metrics a trial reports; ``save_c
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,17 +21,16 @@ from trainable.classes import CLASSES
 from trainable.config import Config
 from trainable.data import FaceParsingDataset, SplitInfo, cache_root, scan_split
 from trainable.errors import UserError
+from trainable.layout import CHECKPOINT_FILE, replacing
 from trainable.loop import evaluate, make_optimizer, make_scheduler, resolve_device, seed_everything, train_one_epoch
 from trainable.losses import build_loss
 from trainable.models import SegmentationNet, build_model, count_parameters
-from trainable.synthetic import ensure_synthetic
+from trainable.synthetic import data_root
 
 __all__ = [
-    "CHECKPOINT_FILE",
     "EpochBatchSampler",
     "Run",
     "build_run",
-    "data_root",
     "load_checkpoint",
     "load_trained_model",
     "read_checkpoint",
@@ -40,9 +38,6 @@ __all__ = [
     "save_checkpoint",
     "val_loader",
 ]
-
-CHECKPOINT_FILE = "checkpoint.pt"
-
 
 @dataclass
 class Run:
@@ -57,13 +52,6 @@ class Run:
     val_loader: DataLoader
     train_info: SplitInfo
     params: int
-
-
-def data_root(cfg: Config) -> Path:
-    """``data.root``, or the built-in synthetic set at the training resolution (capped at 512 px)."""
-    if cfg.data.root:
-        return Path(cfg.data.root).expanduser()
-    return ensure_synthetic(size=min(cfg.data.image_size, 512))
 
 
 class EpochBatchSampler(torch.utils.data.Sampler):
@@ -132,7 +120,7 @@ def build_run(cfg: Config) -> Run:
     device = resolve_device(cfg.train.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    root = data_root(cfg)
+    root = data_root(cfg.data)
     workers = min(cfg.data.num_workers, os.cpu_count() or 1)
     train_info = scan_split(root, "train", cache_dir=cfg.data.cache_dir)
     val_info = scan_split(root, "val", cache_dir=cfg.data.cache_dir)
@@ -198,14 +186,8 @@ def save_checkpoint(run: Run, epoch: int, directory: str | Path, metrics: dict |
         "normalization": {"mean": run.train_info.mean, "std": run.train_info.std},  # to predict without the data
         "metrics": {k: v for k, v in (metrics or {}).items() if isinstance(v, (int, float, str))},
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint-", suffix=".tmp")
-    os.close(fd)
-    try:
+    with replacing(path) as tmp:  # a reader never sees a half-written checkpoint, a full disk leaves none
         torch.save(state, tmp)
-        os.replace(tmp, path)  # a reader never sees a half-written checkpoint
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)  # e.g. a full disk: leave no partial file behind
-        raise
     return path
 
 

@@ -28,6 +28,8 @@ __all__ = [
     "OptimConfig",
     "TrainConfig",
     "flatten",
+    "merge_flags",
+    "parse_overrides",
     "parse_value",
 ]
 
@@ -203,6 +205,21 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def merge_flags(flags: dict[str, tuple[str, Any]], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Dotted config keys set by command-line flags (``key -> (flag, value)``, ``None`` values are
+    flags not given) and by ``--set`` (``overrides``, which win); a flag that is a shorthand for a
+    key and a ``--set`` of that key with another value are refused, not silently resolved."""
+    out = {}
+    for key, (flag, value) in flags.items():
+        if value is None:
+            continue
+        if key in overrides and overrides[key] != value:
+            raise ConfigError(f"{flag} {value} and --set {key}={overrides[key]} set the same value differently; "
+                              f"give one of them")
+        out[key] = value
+    return {**out, **overrides}
+
+
 _KIND_HINTS = {bool: "true or false", int: "a whole number", float: "a number, e.g. 1e-3",
                tuple: "numbers separated by commas, e.g. 0.75,1,1.25"}
 
@@ -226,6 +243,17 @@ def parse_value(key: str, text: str) -> Any:
     except ValueError:
         raise ConfigError(f"{key}={text!r}: expected {kind.__name__} ({_KIND_HINTS[kind]})") from None
     return text
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs as dotted keys with values of each key's type."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set optim.lr=1e-3")
+        out[key.strip()] = parse_value(key.strip(), value.strip())
+    return out
 
 
 def _field_of(key: str) -> tuple[str, str, dataclasses.Field]:

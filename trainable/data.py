@@ -18,37 +18,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import albumentations as A
-import cv2
 import numpy as np
 import torch
 from PIL import Image
 
 from trainable.classes import FLIP_LUT, NUM_CLASSES
+from trainable.decode import IMAGE_EXTS, decode_pair, image_scale, read_image, read_mask
 from trainable.errors import UserError
-
-if TYPE_CHECKING:
-    from trainable.array_cache import ArrayCache
+from trainable.layout import replacing
 
 __all__ = [
     "DataError",
     "FaceParsingDataset",
     "SplitInfo",
     "cache_root",
-    "decode_pair",
     "find_split",
-    "read_image",
-    "read_mask",
     "scan_split",
 ]
 
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 CACHE_NAME = ".facesearch-stats.json"
 CACHE_VERSION = 1
 MAX_LISTED = 20  # problems printed before "... and N more"
@@ -95,50 +86,6 @@ def _list_images(folder: Path, notes: list[str]) -> dict[str, Path]:
             continue
         files.setdefault(p.stem, p)
     return files
-
-
-def read_image(path: Path) -> np.ndarray:
-    """RGB uint8 array; raises OSError for unreadable or truncated files."""
-    with Image.open(path) as im:
-        im.load()  # forces a full decode: a truncated file fails here, not later
-        return np.asarray(im.convert("RGB"))
-
-
-def read_mask(path: Path) -> np.ndarray:
-    """Class-index uint8 array from an 8-bit palette or grayscale PNG."""
-    with Image.open(path) as im:
-        if im.mode not in ("P", "L"):
-            what = "an RGB colour mask" if im.mode.startswith("RGB") else f"mode {im.mode}"
-            raise ValueError(f"is {what}; masks must be 8-bit palette or grayscale PNGs holding "
-                             f"class indices 0..{NUM_CLASSES - 1}")
-        im.load()
-        return np.asarray(im)
-
-
-def image_scale(image_hw: tuple[int, int], mask_hw: tuple[int, int]) -> int:
-    """Whole factor by which the image is larger than its mask, or 0 if they do not fit."""
-    (h, w), (mh, mw) = image_hw, mask_hw
-    if h % mh or w % mw or h // mh != w // mw:
-        return 0
-    return h // mh
-
-
-def decode_pair(image_path: str | Path, mask_path: str | Path | None, size: int, native_masks: bool
-                ) -> tuple[np.ndarray, np.ndarray | None]:
-    """One pair as the training pipeline first sees it: the image brought to its mask's size (a whole
-    multiple of it), then image and mask resized to ``size`` (the mask kept as is with ``native_masks``;
-    nothing resized when ``size`` is 0)."""
-    image = read_image(Path(image_path))
-    mask = read_mask(Path(mask_path)) if mask_path else None
-    if mask is not None and image.shape[:2] != mask.shape[:2]:
-        image = cv2.resize(image, (mask.shape[1], mask.shape[0]), interpolation=cv2.INTER_AREA)
-    if size <= 0:
-        return image, mask
-    resize = A.Resize(size, size)  # the very transform the pipelines start with, so results are identical
-    if mask is None or native_masks:
-        return resize(image=image)["image"], mask
-    out = resize(image=image, mask=mask)
-    return out["image"], out["mask"]
 
 
 @dataclass
@@ -232,11 +179,8 @@ def _store_cached(paths: list[Path], entry: str, value: dict) -> None:
             if data.get("version") != CACHE_VERSION:
                 data = {"version": CACHE_VERSION, "entries": {}}
             data["entries"][entry] = value
-            # write-then-rename: trials starting together never read a half-written file
-            fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name, suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f)
-            os.replace(tmp, p)
+            with replacing(p) as tmp:  # trials starting together never read a half-written file
+                tmp.write_text(json.dumps(data))
             return
         except OSError:
             continue  # read-only data folder: fall back to the cache folder
@@ -303,16 +247,16 @@ def scan_split(root: str | Path, split: str, with_masks: bool = True, cache_dir:
 class FaceParsingDataset(torch.utils.data.Dataset):
     """Image/mask pairs through an albumentations transform; yields (CHW float image, HW long mask).
 
-    Pairs come decoded and resized to ``size`` (see ``array_cache.decode_pair``), from ``arrays``
-    when a decoded-array cache is given. ``native_masks=True`` keeps each mask at its file's
-    resolution (the transform then sees only the image) so that validation is scored at the
+    Pairs come decoded and resized to ``size`` (see ``decode.decode_pair``), from ``arrays`` when
+    a decoded-array cache (``array_cache.ArrayCache``) is given. ``native_masks=True`` keeps each
+    mask at its file's resolution (the transform then sees only the image) so that validation is scored at the
     resolution the course scores. An item is addressed by its index, or by ``(index, seed)``: the
     transform is reseeded whenever the seed changes, so a batch's augmentation depends on its seed
     alone, not on which worker process draws it.
     """
 
     def __init__(self, images: list[str], masks: list[str] | None, transform, size: int = 0,
-                 native_masks: bool = False, flip_double: bool = False, arrays: ArrayCache | None = None):
+                 native_masks: bool = False, flip_double: bool = False, arrays=None):
         self.images, self.masks = images, masks
         self.transform = transform
         self.size = size

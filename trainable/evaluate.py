@@ -1,6 +1,6 @@
 """Score a folder of predicted masks against a folder of true masks, exactly as the course does.
 
-    python -m trainable.evaluate PRED_DIR TRUTH_DIR
+    python launch.py evaluate PRED_DIR TRUTH_DIR
 
 Predictions are index PNGs named like the true masks (``<stem>.png``). A prediction folder that
 holds a single sub-folder (as a submission zip unpacks) is descended into. Every true mask needs a
@@ -9,18 +9,16 @@ prediction of the same size; extra predictions are ignored with a note.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from trainable.classes import CLASSES, NUM_CLASSES
-from trainable.data import read_mask
-from trainable.errors import UserError, cli_errors
+from trainable.decode import read_mask
+from trainable.errors import UserError
 from trainable.metrics import SegMetrics, compute_metrics, confusion_matrix
 
-__all__ = ["evaluate_folders", "main"]
+__all__ = ["evaluate_folders", "format_report"]
 
 
 def _mask_files(folder: Path, what: str) -> dict[str, Path]:
@@ -42,8 +40,9 @@ def _read(path: Path) -> np.ndarray:
         raise UserError(f"{path}: {e}") from None
 
 
-def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path) -> tuple[SegMetrics, list[str]]:
-    """Metrics over every true mask and its prediction, plus notes (e.g. ignored extra files)."""
+def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path) -> tuple[SegMetrics, list[str], int]:
+    """Metrics over every true mask and its prediction, notes (e.g. ignored extra files), and the
+    number of images scored."""
     preds = _mask_files(Path(pred_dir), "prediction")
     truths = _mask_files(Path(truth_dir), "truth")
     missing = [s for s in truths if s not in preds]
@@ -64,7 +63,7 @@ def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path) -> tuple[SegMe
             if arr.max(initial=0) >= NUM_CLASSES:
                 raise UserError(f"{path}: values above {NUM_CLASSES - 1}; masks must hold class indices 0..18")
         conf += confusion_matrix(pred, truth)
-    return compute_metrics(conf), notes
+    return compute_metrics(conf), notes, len(truths)
 
 
 def format_report(m: SegMetrics, n_images: int | None = None) -> str:
@@ -80,20 +79,3 @@ def format_report(m: SegMetrics, n_images: int | None = None) -> str:
     for name, iou, f1 in zip(CLASSES, m.iou, m.f1, strict=False):
         lines.append(f"{name:<14}{iou:>8.3f}{f1:>8.3f}" if np.isfinite(iou) else f"{name:<14}{'absent':>8}{'':>8}")
     return "\n".join(lines)
-
-
-@cli_errors
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainable.evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("pred_dir", type=Path, help="folder of predicted index PNGs (or one holding a single sub-folder)")
-    p.add_argument("truth_dir", type=Path, help="folder of true masks, e.g. DATA/val/val_mask")
-    args = p.parse_args(argv)
-    metrics, notes = evaluate_folders(args.pred_dir, args.truth_dir)
-    for note in notes:
-        print(f"note: {note}")
-    print(format_report(metrics, len(_mask_files(args.truth_dir, "truth"))))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,10 +7,7 @@ saying what each file is, how to reproduce it and how many parameters the model 
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -23,17 +20,43 @@ from PIL import Image
 from trainable.augment import eval_transform
 from trainable.build import load_trained_model
 from trainable.classes import PALETTE
-from trainable.data import IMAGE_EXTS, read_image
+from trainable.config import Config, ConfigError, parse_value
+from trainable.decode import IMAGE_EXTS, read_image
 from trainable.errors import UserError
+from trainable.layout import SUBMISSION_NOTE, replacing
 from trainable.loop import resolve_device
 from trainable.models import count_parameters
 from trainable.tta import tta_probs
 
-__all__ = ["MAX_ZIP_MB", "predict_folder"]
+__all__ = ["MAX_ZIP_MB", "format_result", "parse_scales", "predict_folder"]
 
 MAX_ZIP_MB = 30.0  # the challenge's upload limit
-SUBMISSION_NOTE = "SUBMISSION.md"  # written beside the zip
 LIBRARIES = ("torch", "segmentation-models-pytorch", "timm", "albumentations", "numpy", "pillow", "ray", "optuna")
+
+
+def parse_scales(text: str | None) -> tuple[float, ...] | None:
+    """The scales of ``--tta 0.75,1,1.25`` (``None``: the checkpoint's own)."""
+    if text is None:
+        return None
+    try:
+        scales = parse_value("train.tta_scales", text)
+        Config().set("train.tta_scales", scales)
+    except ConfigError:
+        raise UserError(f"--tta {text!r}: expected positive scales separated by commas, e.g. --tta 0.75,1,1.25") \
+            from None
+    if not scales:
+        raise UserError(f"--tta {text!r}: expected at least one scale, e.g. --tta 1")
+    return tuple(scales)
+
+
+def format_result(result: dict) -> list[str]:
+    """What ``predict`` prints: the notes (five at most), the masks written, and the zip."""
+    notes = [f"note: {n}" for n in result["notes"][:5]]
+    if len(result["notes"]) > 5:
+        notes.append(f"note: ... and {len(result['notes']) - 5} more files ignored")
+    lines = [*notes, f"predicted {result['images']} images -> {result['out']} (scales {result['scales']}, "
+                     f"flip {'on' if result['flip'] else 'off'}, {result['params']:,} parameters)"]
+    return lines + ([f"zip: {result['zip']}"] if result["zip"] else [])
 
 
 def _images(folder: Path, notes: list[str]) -> list[Path]:
@@ -113,9 +136,10 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
     flip = cfg.train.tta_flip if flip is None else flip
     transform = eval_transform(cfg.data.image_size, norm["mean"], norm["std"])
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    # the masks go into a temporary folder that replaces ``out`` once all are written: a refused image
+    # or an interrupt leaves ``out`` as it was (an existing one is only reached with --force)
+    with replacing(out, replace_folder=True) as tmp:
+        tmp.mkdir()
         for path in files:
             try:
                 image = read_image(path)
@@ -128,12 +152,6 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
             png = Image.fromarray(np.ascontiguousarray(pred), mode="P")
             png.putpalette(PALETTE.flatten().tolist())
             png.save(tmp / f"{path.stem}.png")
-        if out.exists():
-            shutil.rmtree(out)  # only reached with --force
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
     result = {"images": len(files), "out": str(out), "scales": list(scales), "flip": flip,
               "params": count_parameters(model), "zip": None, "notes": notes}
@@ -144,20 +162,17 @@ def predict_folder(checkpoint: str | Path, images: str | Path, out: str | Path, 
 
 
 def _zip(folder: Path, zip_path: Path, max_mb: float) -> Path:
-    zip_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = zip_path.with_name(f".{zip_path.name}.tmp")
     # the top folder is the output folder's real name: "--out ." or "--out x/.." must not give
     # entries named "/0.png" or "../0.png" that unpack outside the folder they are extracted in
     top = folder.resolve().name or "masks"
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        for p in sorted(folder.glob("*.png")):
-            z.write(p, arcname=f"{top}/{p.name}")  # file names we wrote ourselves: no separators in them
-    mb = tmp.stat().st_size / 2**20
-    if mb > max_mb:
-        tmp.unlink()
-        raise UserError(f"{zip_path}: the zip would be {mb:.1f} MB, over the {max_mb:g} MB upload limit; "
-                        f"the masks are kept in {folder}")
-    os.replace(tmp, zip_path)
+    with replacing(zip_path) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+            for p in sorted(folder.glob("*.png")):
+                z.write(p, arcname=f"{top}/{p.name}")  # file names we wrote ourselves: no separators in them
+        mb = tmp.stat().st_size / 2**20
+        if mb > max_mb:
+            raise UserError(f"{zip_path}: the zip would be {mb:.1f} MB, over the {max_mb:g} MB upload limit; "
+                            f"the masks are kept in {folder}")
     return zip_path
 
 
@@ -166,7 +181,7 @@ def _write_submission_md(result: dict, checkpoint, cfg, where: Path) -> None:
     if sys.argv and sys.argv[0].endswith("launch.py"):
         command = " ".join(["python", "launch.py", *sys.argv[1:]])
     else:
-        command = f"python launch.py --predict {checkpoint} --images IMAGES --out {result['out']}"
+        command = f"python launch.py predict {checkpoint} --images IMAGES --out {result['out']}"
     weights = "scratch" if cfg.model.pretrained == "none" else cfg.model.pretrained
     scales = ", ".join(f"{s:g}" for s in result["scales"])
     zipped = f"`{Path(result['zip']).name}`" if result["zip"] else "(no zip)"
@@ -193,4 +208,5 @@ def _write_submission_md(result: dict, checkpoint, cfg, where: Path) -> None:
 
 {libs}
 """
-    (where / SUBMISSION_NOTE).write_text(text)
+    with replacing(where / SUBMISSION_NOTE) as tmp:
+        tmp.write_text(text)

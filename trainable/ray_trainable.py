@@ -28,15 +28,14 @@ from ray import tune
 from trainable.build import Run, build_run, load_checkpoint, run_epoch, save_checkpoint
 from trainable.config import Config
 from trainable.errors import UserError
+from trainable.layout import REFUSED_FILE, STOPPED_FILE
 from trainable.loop import NonFiniteLossError
 
-REFUSED_FILE = "refused.txt"
-STOPPED_FILE = "stopped.txt"
 # a checkpoint is written to the storage only while this much stays free after it: room for as many
 # more checkpoints (other trials writing theirs at the same time) and for the search's own records
 CHECKPOINTS_IN_FLIGHT = 3
 STORAGE_RESERVE_BYTES = 16 * 2**20
-LOCAL_FILESYSTEMS = ("local", "py::atomic-local")  # pyarrow's, and search_spaces.storage's whole-file writes
+LOCAL_FILESYSTEMS = ("local", "py::atomic-local")  # pyarrow's, and search_spaces.driver.storage's whole-file writes
 
 __all__ = ["train_segmentation", "write_trial_file"]
 
@@ -60,6 +59,7 @@ def train_segmentation(config: dict) -> None:
             start = load_checkpoint(run, directory)
 
     node = ray.get_runtime_context().get_node_id()
+    threads = torch.get_num_threads()
     for epoch in range(start, cfg.train.epochs):
         try:
             metrics = run_epoch(run, epoch)
@@ -67,6 +67,7 @@ def train_segmentation(config: dict) -> None:
             _stop_diverged(epoch + 1, e, node)
             return
         metrics["node"] = node  # which machine of a cluster ran it
+        metrics["threads"] = threads  # what a retrain needs to repeat the trial's figures on the CPU
         with tempfile.TemporaryDirectory() as directory:
             _save_checkpoint(run, epoch + 1, directory, metrics)
             _check_storage_room(directory, epoch + 1)

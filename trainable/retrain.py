@@ -1,32 +1,81 @@
-"""Retrain one configuration for its full schedule and write what a final submission needs.
+"""Retrain chosen trials' configurations for their full schedule and write what a submission needs.
 
-The output folder holds the weights (``model.pt``, loadable with ``torch.load(...,
+Each output folder holds the weights (``model.pt``, loadable with ``torch.load(...,
 weights_only=True)``, and ``model.safetensors``), the resolved config, the parameter count, the
 training curves as CSV and PNG, the machine it ran on, and the val mIoU with and without the
 configured test-time augmentation. No Ray: a plain loop, one configuration at a time.
+
+A retrain of a trial with the trial's own epochs and seed repeats the trial's per-epoch figures
+exactly on the CPU: the data order and augmentation follow from the seed alone, and training runs
+on as many threads as the trial did (a different thread count sums in a different order, and the
+runs drift apart). On a GPU, cuDNN picks its kernels per run, so the figures come close, not equal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
-import tempfile
-from dataclasses import replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
 
 from trainable.build import build_run, run_epoch
-from trainable.config import Config
+from trainable.config import Config, flatten, merge_flags
+from trainable.errors import UserError
+from trainable.layout import MODEL_FILE, PARAMS_FILE, RETRAIN_FILES, replacing
 from trainable.loop import evaluate
 
-__all__ = ["MODEL_FILE", "machine_info", "retrain"]
+__all__ = ["RetrainJob", "format_results", "machine_info", "plan_retrain", "retrain", "trial_params"]
 
-MODEL_FILE = "model.pt"
 HELD_OUT_NOTE = ("trained on train+val: the val mIoU below was measured on images the model trained on and "
                  "is not a held-out estimate")
+GPU_NOTE = ("trained on a GPU: cuDNN picks its kernels per run, so the figures come close to the trial's but are "
+            "not equal (on the CPU they are)")
+
+
+@dataclass(frozen=True)
+class RetrainJob:
+    trial: str
+    cfg: Config
+    out: Path
+    threads: int  # torch's CPU threads: the trial's own, so that its figures repeat
+    search_score: float
+
+
+def trial_params(trial_dir: Path) -> dict:
+    """The config a trial trained (Tune's ``params.json`` in its folder)."""
+    path = Path(trial_dir) / PARAMS_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path}: the trial's config is unreadable ({e})") from None
+
+
+def plan_retrain(trials: list[tuple[str, dict, int, float]], out_root: Path, *, epochs: int | None = None,
+                 seeds: int = 1, seed: int | None = None, train_on: str | None = None, data: str | None = None,
+                 overrides: dict[str, Any] | None = None) -> list[RetrainJob]:
+    """One job per (trial, seed) for ``trials`` given as (name, params, threads, search score): the
+    trial's config with the flags and ``--set`` applied, seeds counting up from ``seed`` (default:
+    the trial's); refused before any training if an output folder exists."""
+    jobs = []
+    for name, params, threads, score in trials:
+        flags = {"train.epochs": ("--epochs", epochs), "data.train_on": ("--train-on", train_on),
+                 "data.root": ("--data", data), "train.seed": ("--seed", seed)}
+        flat = {**flatten(params), **merge_flags(flags, flatten(overrides or {}))}
+        first = int(flat["train.seed"])
+        for k in range(seeds):
+            cfg = Config.from_dict({**flat, "train.seed": first + k})
+            out = Path(out_root) / (name + (f"-seed{cfg.train.seed}" if seeds > 1 else ""))
+            if out.exists():
+                raise UserError(f"{out}: already exists; choose another --out or remove it")
+            jobs.append(RetrainJob(name, cfg, out, threads, score))
+    return jobs
 
 
 def machine_info() -> dict:
@@ -45,7 +94,7 @@ def _write_weights(run, cfg: Config, out: Path, metrics: dict) -> None:
     payload = {"model": state, "config": cfg.to_dict(), "metrics": metrics,
                "normalization": {"mean": run.train_info.mean, "std": run.train_info.std}}
     torch.save(payload, out / MODEL_FILE)
-    save_file(state, str(out / "model.safetensors"),
+    save_file(state, str(out / RETRAIN_FILES["safetensors"]),
               metadata={"config": json.dumps(payload["config"]), "normalization": json.dumps(payload["normalization"])})
 
 
@@ -67,21 +116,25 @@ def _plot_curves(curves: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def retrain(cfg: Config, out: Path, log=print) -> dict:
-    """Train ``cfg`` for ``cfg.train.epochs`` and write everything into ``out`` (created, must not exist)."""
+def retrain(cfg: Config, out: Path, threads: int | None = None, log=print) -> dict:
+    """Train ``cfg`` for ``cfg.train.epochs`` and write everything into ``out`` (created, must not
+    exist); ``threads``: torch's CPU threads meanwhile (default: as they are)."""
     out = Path(out)
     tta_scales, tta_flip = cfg.train.tta_scales, cfg.train.tta_flip
     # per-epoch validation is plain inference; the configured TTA is measured once at the end
     plain = replace(cfg, train=replace(cfg.train, tta_scales=(1.0,), tta_flip=False))
-    run = build_run(plain)
-    rows = []
-    for epoch in range(cfg.train.epochs):
-        m = run_epoch(run, epoch)
-        rows.append({k: m[k] for k in ("epoch", "train_loss", "val_miou", "val_acc", "val_loss", "lr")})
-        log(f"  epoch {m['epoch']:>3}/{cfg.train.epochs}  train loss {m['train_loss']:.4f}  "
-            f"val mIoU {m['val_miou']:.2f}")
-    with_tta, _ = evaluate(run.model, run.val_loader, run.device, tta_scales, tta_flip, cfg.train.amp,
-                           cfg.train.channels_last)
+    with _threads(threads):
+        run = build_run(plain)
+        rows = []
+        for epoch in range(cfg.train.epochs):
+            m = run_epoch(run, epoch)
+            rows.append({k: m[k] for k in ("epoch", "train_loss", "val_miou", "val_acc", "val_loss", "lr")})
+            log(f"  epoch {m['epoch']:>3}/{cfg.train.epochs}  train loss {m['train_loss']:.4f}  "
+                f"val mIoU {m['val_miou']:.2f}")
+        with_tta, _ = evaluate(run.model, run.val_loader, run.device, tta_scales, tta_flip, cfg.train.amp,
+                               cfg.train.channels_last)
+    notes = [HELD_OUT_NOTE] if cfg.data.train_on == "train+val" else []
+    notes += [GPU_NOTE] if run.device.type == "cuda" else []
     summary = {
         "val_miou": rows[-1]["val_miou"],
         "val_acc": rows[-1]["val_acc"],
@@ -91,19 +144,50 @@ def retrain(cfg: Config, out: Path, log=print) -> dict:
         "params": run.params,
         "epochs": cfg.train.epochs,
         "seed": cfg.train.seed,
+        "threads": torch.get_num_threads() if threads is None else threads,
         "train_on": cfg.data.train_on,
-        "note": HELD_OUT_NOTE if cfg.data.train_on == "train+val" else "",
+        "notes": notes,
     }
-    # write into a temporary folder and rename: an interrupted retrain leaves no half-written output
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    curves = pd.DataFrame(rows)
-    curves.to_csv(tmp / "curves.csv", index=False)
-    _plot_curves(curves, tmp / "curves.png")
-    (tmp / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    (tmp / "machine.json").write_text(json.dumps(machine_info(), indent=2) + "\n")
-    (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    _write_weights(run, cfg, tmp, {"val_miou": summary["val_miou"], "val_acc": summary["val_acc"],
-                                   "val_miou_tta": summary["val_miou_tta"]})
-    os.replace(tmp, out)
+    # built in a temporary folder and renamed: an interrupted retrain leaves no half-written output
+    with replacing(out) as tmp:
+        tmp.mkdir()
+        curves = pd.DataFrame(rows)
+        curves.to_csv(tmp / RETRAIN_FILES["curves"], index=False)
+        _plot_curves(curves, tmp / RETRAIN_FILES["curves_plot"])
+        (tmp / RETRAIN_FILES["config"]).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        (tmp / RETRAIN_FILES["machine"]).write_text(json.dumps(machine_info(), indent=2) + "\n")
+        (tmp / RETRAIN_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
+        _write_weights(run, cfg, tmp, {"val_miou": summary["val_miou"], "val_acc": summary["val_acc"],
+                                       "val_miou_tta": summary["val_miou_tta"]})
     return summary
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def format_results(results: list[dict]) -> list[str]:
+    """What a retrain prints: per trial its val mIoU (mean +- std over seeds), with TTA, the weights."""
+    df = pd.DataFrame(results)
+    lines = [""]
+    for trial, g in df.groupby("trial", sort=False):
+        scales = ",".join(f"{s:g}" for s in g["tta_scales"].iloc[0])
+        tta = f"scales {scales}{' + flip' if g['tta_flip'].iloc[0] else ''}"
+        if len(g) > 1:
+            lines.append(f"{trial}: val mIoU {g['val_miou'].mean():.2f} +- {g['val_miou'].std():.2f} over {len(g)} "
+                         f"seeds, with TTA ({tta}) {g['val_miou_tta'].mean():.2f} +- {g['val_miou_tta'].std():.2f}")
+        else:
+            lines.append(f"{trial}: val mIoU {g['val_miou'].iloc[0]:.2f} (search {g['search_score'].iloc[0]:.2f}), "
+                         f"with TTA ({tta}) {g['val_miou_tta'].iloc[0]:.2f}")
+        lines.append(f"  {g['params'].iloc[0]:,} parameters; weights: {g['out'].iloc[0]}/{MODEL_FILE}")
+        lines += [f"  note: {n}" for n in g["notes"].iloc[0]]
+    best = df.loc[df["val_miou"].idxmax()]
+    return [*lines, "next:", f"  python launch.py predict {best['out']}/{MODEL_FILE} --images DATA/test/test_image "
+                             f"--out predictions --zip submission.zip"]

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
-import os
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +27,11 @@ import numpy as np
 from PIL import Image
 
 from trainable.classes import PALETTE
+from trainable.config import DataConfig
 from trainable.data import cache_root
+from trainable.layout import replacing
 
-__all__ = ["Difficulty", "draw_face", "ensure_synthetic", "generate", "main"]
+__all__ = ["Difficulty", "data_root", "draw_face", "ensure_synthetic", "generate", "main"]
 
 SKIN_TONES = np.array([[198, 224, 255], [160, 190, 235], [120, 160, 210], [90, 125, 175],
                        [60, 90, 140], [170, 205, 250]], dtype=np.float32)  # BGR
@@ -231,12 +231,18 @@ def ensure_synthetic(size: int = 128, seed: int = 0, n_train: int = 800, n_val: 
     with open(base / f".{root.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (root / "synthetic.json").is_file():
-            tmp = base / f".{root.name}.tmp-{os.getpid()}"
-            shutil.rmtree(tmp, ignore_errors=True)
-            generate(tmp, n_train, n_val, n_test, size, seed)
-            shutil.rmtree(root, ignore_errors=True)  # a half-written set from a killed run
-            os.replace(tmp, root)
+            # a folder without synthetic.json is what an older, killed run left: replaced
+            with replacing(root, replace_folder=True) as tmp:
+                generate(tmp, n_train, n_val, n_test, size, seed)
     return root
+
+
+def data_root(data: DataConfig) -> Path:
+    """``data.root``, or (when it is empty) the built-in synthetic set at the training resolution,
+    capped at 512 px: the set's size always follows ``data.image_size``."""
+    if data.root:
+        return Path(data.root).expanduser()
+    return ensure_synthetic(size=min(data.image_size, 512))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import torch
 
-from trainable.build import data_root, load_trained_model, val_loader
+from trainable.build import load_trained_model, val_loader
 from trainable.config import Config
 from trainable.data import scan_split
 from trainable.loop import resolve_device
 from trainable.metrics import compute_metrics, confusion_matrix
+from trainable.synthetic import data_root
 from trainable.tta import scaled_probs
 
 __all__ = ["print_tta_table", "score_tta"]
@@ -33,10 +34,10 @@ def score_tta(checkpoint: str | Path, combos: Sequence[tuple[Sequence[float], bo
     cfg = Config.from_dict({**flat, **(overrides or {})})
     device = resolve_device(cfg.train.device)
     model.to(device)
-    val_info = scan_split(data_root(cfg), "val", cache_dir=cfg.data.cache_dir)
+    val_info = scan_split(data_root(cfg.data), "val", cache_dir=cfg.data.cache_dir)
     norm = state.get("normalization") or {}
     if not norm:  # a checkpoint without its statistics: recompute them from the training images
-        train_info = scan_split(data_root(cfg), "train", cache_dir=cfg.data.cache_dir)
+        train_info = scan_split(data_root(cfg.data), "train", cache_dir=cfg.data.cache_dir)
         norm = {"mean": train_info.mean, "std": train_info.std}
     loader = val_loader(cfg, val_info, norm["mean"], norm["std"], 0, device)
 

@@ -1,6 +1,7 @@
-"""What the fault tests share: a real experiment (launch.py's own record, the real Tuner with its
-ASHA + Optuna searcher, retries and checkpoint retention) run around the real trainable, with
-faults injected inside the Ray workers, and readers of what the experiment left on disk.
+"""What the fault tests share: a real experiment (the record launch.py builds from its flags, the
+real Tuner with its ASHA + Optuna searcher, retries and checkpoint retention) run around the real
+trainable, with faults injected inside the Ray workers, and readers of what the experiment left on
+disk.
 
 Faults are chosen per trial by the order in which trials first start (``FaultyTrainable.plan``);
 every attempt of a trial (first run and retries) appends to ``<workdir>/<trial_id>.jsonl`` so a
@@ -23,10 +24,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-import launch
-from analysis.load import EXPERIMENT_FILE
-from search_spaces.experiment import build_tuner, settle
-from search_spaces.searcher import JOURNAL_NAME, journal_storage
+from search_spaces.driver import ExperimentRecord, create_experiment, journal_storage
+from search_spaces.driver import run_search as run_driver
+from trainable.layout import JOURNAL_FILE
 
 # a search over the tiny synthetic set that ASHA never cuts short (grace period = max epochs), so
 # every trial that does not fail trains all its epochs
@@ -48,21 +48,20 @@ def local_ray(cache: Path) -> Iterator[None]:
             ray.shutdown()
 
 
-def new_search(storage: Path, data: Path, *flags: str, name: str = "exp") -> tuple[Path, dict]:
-    """A new augmentation-space experiment as ``launch.py`` records it (``experiment.json`` written)."""
-    args = launch.parse_args(["--space", "augmentation", "--data", str(data), "--storage-path", str(storage),
-                              "--name", name, *TINY_FLAGS, *flags])
-    exp_dir, meta = launch.new_experiment(args)
-    exp_dir.mkdir(parents=True)
-    (exp_dir / EXPERIMENT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    return exp_dir, meta
+def new_search(storage: Path, data: Path, *flags: str, name: str = "exp") -> tuple[Path, ExperimentRecord]:
+    """A new augmentation-space experiment as ``launch.py search`` builds it from these flags (its
+    record is written when the search runs)."""
+    import launch
+
+    _, args = launch.parse(["search", "--space", "augmentation", "--data", str(data), "--storage-path", str(storage),
+                            "--name", name, *TINY_FLAGS, *flags])
+    record = launch.search_record(args)
+    return create_experiment(record, args.storage_path), record
 
 
-def run_search(exp_dir: Path, meta: dict, trainable_fn=None, restore: bool = False):
+def run_search(exp_dir: Path, record: ExperimentRecord, trainable_fn=None, restore: bool = False):
     """Fit the experiment's Tuner in this process and settle it as ``launch.py`` does."""
-    results = build_tuner(exp_dir, meta, restore, trainable_fn=trainable_fn).fit()
-    settle(results, exp_dir, meta)
-    return results
+    return run_driver(exp_dir, record, restore, trainable_fn=trainable_fn).results
 
 
 @dataclass(frozen=True)
@@ -194,7 +193,7 @@ def roles(workdir: Path) -> dict[str, str]:
 
 
 def load_study(exp_dir: Path) -> optuna.Study:
-    return optuna.load_study(study_name=exp_dir.name, storage=journal_storage(exp_dir / JOURNAL_NAME))
+    return optuna.load_study(study_name=exp_dir.name, storage=journal_storage(exp_dir / JOURNAL_FILE))
 
 
 def result_rows(trial_dir: Path) -> list[dict]:

@@ -24,7 +24,7 @@ from trainable.config import ConfigError
 TRAIN_IMG, TRAIN_MASK = "train/train_image", "train/train_mask"
 SEARCH = ("--space", "augmentation", "--data", "{data}", "--storage-path", "{storage}")
 LONG = "x" * 300  # longer than a file name may be (255 bytes on common file systems)
-PREDICT = ("--predict", "{checkpoint}", "--images", "{data}/test/test_image")
+PREDICT = ("predict", "{checkpoint}", "--images", "{data}/test/test_image")
 
 
 # --- damage: each returns the ``prepare`` step of a case ---------------------------------------
@@ -220,7 +220,19 @@ CASES = [
     # --- the search's arguments ---
     Case("unknown-space", ("--space", "colour", "--data", "{data}", "--storage-path", "{storage}"),
          ("unknown search space 'colour'", "valid spaces are augmentation, jitter, loss")),
-    Case("no-space", ("--data", "{data}", "--storage-path", "{storage}"), ("--space is required",)),
+    Case("no-space", ("--data", "{data}", "--storage-path", "{storage}"),
+         ("the following arguments are required: --space",)),
+    Case("no-verb", (), ("choose a verb: search, resume, tta, retrain, predict, evaluate",)),
+    Case("unknown-verb", ("serch", "--space", "augmentation"), ("unknown verb 'serch'", "valid verbs are search")),
+    Case("flag-of-another-verb", ("retrain", "{storage}/earlier-experiment", "--num-samples", "5"),
+         ("retrain does not take --num-samples (a flag of search)", "python launch.py retrain --help")),
+    Case("search-takes-no-retrain-flag", (*SEARCH, "--top", "3"), ("search does not take --top (a flag of retrain)",)),
+    Case("resume-takes-no-search-flag", ("resume", "{storage}/earlier-experiment", "--set", "optim.lr=1"),
+         ("resume does not take --set (a flag of search, tta and retrain)",)),
+    Case("max-epochs-and-set-disagree", (*SEARCH, "--set", "train.epochs=2", "--max-epochs", "3"),
+         ("--max-epochs 3 and --set train.epochs=2 set the same value differently", "give one of them")),
+    Case("seed-and-set-disagree", (*SEARCH, "--seed", "1", "--set", "train.seed=2"),
+         ("--seed 1 and --set train.seed=2 set the same value differently",)),
     Case("unknown-set-key", (*SEARCH, "--set", "aug.rotation=3"),
          ("unknown config key 'aug.rotation'", "valid keys in 'aug' are rotate_limit")),
     Case("unknown-set-group", (*SEARCH, "--set", "augment.rotate_limit=3"),
@@ -269,7 +281,7 @@ CASES = [
     Case("name-escapes-storage", (*SEARCH, "--name", "../outside"),
          ("--name '../outside': must be a plain folder name",)),
     Case("experiment-exists", (*SEARCH, "--name", "earlier-experiment"),
-         ("{storage}/earlier-experiment: already exists", "--resume {storage}/earlier-experiment")),
+         ("{storage}/earlier-experiment: already exists", "python launch.py resume {storage}/earlier-experiment")),
     Case("storage-under-a-file", ("--space", "augmentation", "--data", "{data}", "--storage-path",
                                   "{root}/a-file/experiments"),
          ("{root}/a-file/experiments: storage path is not writable", "pass a writable --storage-path"),
@@ -281,19 +293,24 @@ CASES = [
                                      "{storage}"),
          (f"{{root}}/{LONG}: not a usable data folder (File name too long)", "pass an existing folder with --data")),
     Case("name-too-long", (*SEARCH, "--name", LONG), ("--name xxxxxxxxxxxxxxxxxxxx...: 300 bytes long",)),
-    Case("tta-without-checkpoint", ("--space", "tta", "--data", "{data}"), ("--space tta needs --checkpoint",)),
-    Case("tta-missing-checkpoint", ("--space", "tta", "--data", "{data}", "--checkpoint", "{root}/nope"),
+    Case("space-tta-is-not-searched", ("--space", "tta", "--data", "{data}"),
+         ("--space tta: TTA is scored on a trained checkpoint, not searched", "python launch.py tta EXP")),
+    Case("tta-without-checkpoint", ("tta", "--data", "{data}"), ("the following arguments are required: TARGET",)),
+    Case("tta-trial-without-experiment", ("tta", "{checkpoint}", "--trial", "trial_x"),
+         ("--trial trial_x: needs an experiment folder",)),
+    Case("tta-missing-checkpoint", ("tta", "{root}/nope", "--data", "{data}"),
          ("{root}/nope: no checkpoint found",)),
     # --- resume and retrain ---
     Case("resume-not-an-experiment", ("--resume", "{storage}"),
          ("{storage}: not an experiment directory (no experiment.json)", "the folder that launch.py printed")),
-    Case("resume-missing-folder", ("--resume", "{root}/nowhere"), ("{root}/nowhere: not an experiment directory",)),
-    Case("resume-corrupt-record", ("--resume", "{storage}/broken"),
+    Case("resume-missing-folder", ("resume", "{root}/nowhere"), ("{root}/nowhere: not an experiment directory",)),
+    Case("resume-corrupt-record", ("resume", "{storage}/broken"),
          ("{storage}/broken/experiment.json: unreadable",), prepare=_experiment_record("{not json")),
-    Case("resume-foreign-record", ("--resume", "{storage}/broken"),
+    Case("resume-foreign-record", ("resume", "{storage}/broken"),
          ("{storage}/broken/experiment.json: not an experiment record written by launch.py",),
          prepare=_experiment_record('["a", "list"]')),
-    Case("retrain-not-an-experiment", ("--retrain", "{storage}"), ("{storage}: not an experiment directory",)),
+    Case("retrain-not-an-experiment", ("retrain", "{storage}"), ("{storage}: not an experiment directory",)),
+    Case("retrain-old-spelling", ("--retrain", "{storage}"), ("{storage}: not an experiment directory",)),
     # --- predict ---
     Case("predict-output-exists", (*PREDICT, "--out", "{root}/preds"),
          ("{root}/preds: output folder exists and is not empty", "pass --force"),
@@ -304,9 +321,9 @@ CASES = [
          ("{root}/sub/sub.zip: exists", "pass --force"), prepare=_file("sub/sub.zip")),
     Case("predict-submission-note-exists", (*PREDICT, "--out", "{root}/preds", "--zip", "{root}/sub/sub.zip"),
          ("{root}/sub/SUBMISSION.md: exists", "pass --force"), prepare=_file("sub/SUBMISSION.md")),
-    Case("predict-missing-images", ("--predict", "{checkpoint}", "--images", "{root}/nowhere", "--out",
+    Case("predict-missing-images", ("predict", "{checkpoint}", "--images", "{root}/nowhere", "--out",
                                     "{root}/preds"), ("{root}/nowhere: image folder not found",)),
-    Case("predict-no-images", ("--predict", "{checkpoint}", "--images", "{root}/empty", "--out", "{root}/preds"),
+    Case("predict-no-images", ("predict", "{checkpoint}", "--images", "{root}/empty", "--out", "{root}/preds"),
          ("{root}/empty: no images",), prepare=_folder_with_file("empty", "readme.txt")),
     Case("predict-corrupt-image", (*PREDICT, "--out", "{root}/preds"),
          ("{data}/test/test_image/1.jpg: unreadable or truncated image", "nothing was written"),
@@ -316,8 +333,8 @@ CASES = [
     Case("predict-tta-not-numbers", (*PREDICT, "--out", "{root}/preds", "--tta", "big"),
          ("--tta 'big': expected positive scales",)),
     Case("predict-size-zero", (*PREDICT, "--out", "{root}/preds", "--size", "0"), ("--size 0: must be at least 1",)),
-    Case("predict-without-out", PREDICT, ("--predict needs --images DIR and --out DIR",)),
-    Case("predict-missing-checkpoint", ("--predict", "{root}/nope.pt", "--images", "{data}/test/test_image",
+    Case("predict-without-out", PREDICT, ("the following arguments are required: --out",)),
+    Case("predict-missing-checkpoint", ("predict", "{root}/nope.pt", "--images", "{data}/test/test_image",
                                         "--out", "{root}/preds"), ("{root}/nope.pt: no checkpoint found",)),
 ]
 

@@ -18,11 +18,12 @@ import optuna
 import pytest
 
 from search_spaces import get_space
-from search_spaces.searcher import JOURNAL_NAME, TUNE_TRIAL_ATTR, journal_storage, make_searcher
+from search_spaces.driver.searcher import TUNE_TRIAL_ATTR, journal_storage, make_searcher
 from tests.conftest import tiny_config
 from tests.reliability.clirun import ROOT
 from trainable.build import build_run, run_epoch
 from trainable.config import Config
+from trainable.layout import JOURNAL_FILE
 
 # what an epoch reports that must repeat exactly (the rest is wall time, host names and Ray's ids)
 EPOCH_METRICS = ("epoch", "val_miou", "val_acc", "val_mean_f1", "val_loss", "train_loss", "lr")
@@ -96,7 +97,7 @@ def _search(data: Path, storage: Path, name: str) -> Path:
 
 def _trials_in_study_order(exp: Path) -> list[dict]:
     """Each trial as the study numbered it: its state, sampled values, and its per-epoch results."""
-    study = optuna.load_study(study_name=exp.name, storage=journal_storage(exp / JOURNAL_NAME))
+    study = optuna.load_study(study_name=exp.name, storage=journal_storage(exp / JOURNAL_FILE))
     out = []
     for t in study.trials:
         rows = [json.loads(line) for line in

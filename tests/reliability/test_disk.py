@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-import launch
+from analysis.summary import search_summary
 from tests.reliability.harness import (
     FaultyTrainable,
     epochs_per_attempt,
@@ -25,7 +25,8 @@ from tests.reliability.harness import (
     roles,
     run_search,
 )
-from trainable.build import CHECKPOINT_FILE, read_checkpoint
+from trainable.build import read_checkpoint
+from trainable.layout import CHECKPOINT_FILE
 
 MAX_FAILURES = 2  # FailureConfig(max_failures=2) of the experiment's Tuner
 
@@ -68,10 +69,9 @@ def test_a_full_disk_fails_the_trial_writing_a_checkpoint_not_the_search(ray_ses
                                                                           full_disk, capsys):
     work = tmp_path / "faults"
     work.mkdir()
-    exp_dir, meta = new_search(tmp_path, tiny_master, "--num-samples", "2")
-    results = run_search(exp_dir, meta, FaultyTrainable(str(work), ("full-disk",), full_disk=str(full_disk)))
-    launch.summarize(results, exp_dir, meta)
-    out = capsys.readouterr().out
+    exp_dir, record = new_search(tmp_path, tiny_master, "--num-samples", "2")
+    results = run_search(exp_dir, record, FaultyTrainable(str(work), ("full-disk",), full_disk=str(full_disk)))
+    out = "\n".join(search_summary(exp_dir))
 
     trial_of = {role: trial_id for trial_id, role in roles(work).items()}
     full, ok = f"trial_{trial_of['full-disk']}", f"trial_{trial_of['ok']}"
@@ -91,10 +91,9 @@ def test_a_full_disk_fails_the_trial_writing_a_checkpoint_not_the_search(ray_ses
 @pytest.mark.slow
 def test_a_storage_disk_filling_up_fails_trials_not_the_search_or_its_records(ray_session, tiny_master,
                                                                               small_storage, capsys):
-    exp_dir, meta = new_search(small_storage, tiny_master, "--num-samples", "3")
-    results = run_search(exp_dir, meta)
-    launch.summarize(results, exp_dir, meta)
-    out = capsys.readouterr().out
+    exp_dir, record = new_search(small_storage, tiny_master, "--num-samples", "3")
+    results = run_search(exp_dir, record)
+    out = "\n".join(search_summary(exp_dir))
 
     errors = {Path(r.path).name: str(r.error) for r in results if r.error}
     completed = [r for r in results if not r.error and r.metrics.get("epoch") == 3]
@@ -118,6 +117,6 @@ def test_a_storage_disk_filling_up_fails_trials_not_the_search_or_its_records(ra
     rows = {d.name: result_rows(d) for d in exp_dir.glob("trial_*")}
     states = [t.state for t in study.trials]
     subprocess.run(["mount", "-o", "remount,size=400m", str(small_storage)], check=True)
-    run_search(exp_dir, meta, restore=True)
+    run_search(exp_dir, record, restore=True)
     assert [t.state for t in load_study(exp_dir).trials] == states
     assert {d.name: result_rows(d) for d in exp_dir.glob("trial_*")} == rows

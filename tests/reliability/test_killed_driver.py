@@ -1,5 +1,5 @@
 """``launch.py`` killed with SIGKILL at chosen or random moments (while a trial starts, mid-epoch,
-while a checkpoint is being written), then ``--resume``d: every trial ends exactly once, no
+while a checkpoint is being written), then resumed: every trial ends exactly once, no
 finished trial is lost or rerun, and no checkpoint that fails to load is left or used."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 from optuna.trial import TrialState
 from ray import cloudpickle
 
-from search_spaces.storage import TEMP_MARK
 from tests.reliability.harness import load_study, result_rows
-from trainable.build import CHECKPOINT_FILE, read_checkpoint
+from trainable.build import read_checkpoint
+from trainable.layout import CHECKPOINT_FILE, TEMP_MARK
 
 ROOT = Path(__file__).resolve().parents[2]
 NUM_SAMPLES = 4
@@ -34,7 +34,7 @@ class Driver:
     """One ``python launch.py`` process in its own session, its output in a log file.
 
     The workers' temporary folder is ``tmpdir`` (Ray's own session files stay in the usual place), so
-    a checkpoint being written shows up there as ``.checkpoint-*.tmp``.
+    a checkpoint being written shows up there under a temporary name (``layout.TEMP_MARK``).
     """
 
     def __init__(self, args: list[str], tmpdir: Path, log: Path):
@@ -132,7 +132,7 @@ class AfterATrialEnded:
 
 
 def _writing_checkpoint(tmp: Path) -> bool:
-    return any(tmp.glob("*/.checkpoint-*.tmp"))
+    return any(tmp.glob(f"*/{TEMP_MARK}*-{CHECKPOINT_FILE}"))
 
 
 def wait_for(driver: Driver, moment: Moment | float, exp: Path, tmp: Path, seen: set[str]) -> None:
@@ -201,7 +201,7 @@ def check_resumed_search(exp: Path, finished_before: dict[str, list[dict]]) -> N
     assert checkpoints
     for path in checkpoints:
         read_checkpoint(path)  # every checkpoint left behind loads
-    assert not list(exp.rglob(".checkpoint-*.tmp")) and not list(exp.rglob(f"{TEMP_MARK}*"))
+    assert not list(exp.rglob(f"{TEMP_MARK}*"))
 
 
 def run_with_kills(tiny_master: Path, tmp_path: Path, moments: list[Moment | float]
@@ -215,13 +215,13 @@ def run_with_kills(tiny_master: Path, tmp_path: Path, moments: list[Moment | flo
     finished_before: dict[str, list[dict]] = {}
     for i, moment in enumerate(moments):
         seen = set(_rows(exp)) if exp.is_dir() else set()
-        driver = Driver(args if i == 0 else ["--resume", str(exp)], tmp, tmp_path / f"run{i}.log")
+        driver = Driver(args if i == 0 else ["resume", str(exp)], tmp, tmp_path / f"run{i}.log")
         wait_for(driver, moment, exp, tmp, seen)
         driver.kill()
         check_records_whole(exp)
         rows = _rows(exp)
         finished_before.update({name: rows[name] for name in _finished(exp) if name in rows})
-    driver = Driver(["--resume", str(exp)], tmp, tmp_path / "final.log")
+    driver = Driver(["resume", str(exp)], tmp, tmp_path / "final.log")
     code = driver.wait()
     assert code == 0, driver.output()[-4000:]
     assert "best trial" in driver.output()

@@ -82,10 +82,10 @@ def _malicious(rel: str, kind: str):
 
 
 CLI_CASES = [
-    Case("predict-malicious-checkpoint", ("--predict", "{root}/model.pt", "--images", "{data}/test/test_image",
+    Case("predict-malicious-checkpoint", ("predict", "{root}/model.pt", "--images", "{data}/test/test_image",
                                           "--out", "{root}/preds"),
          ("{root}/model.pt: not a readable checkpoint",), prepare=_malicious("model.pt", "torch")),
-    Case("tta-malicious-checkpoint", ("--space", "tta", "--data", "{data}", "--checkpoint", "{root}/ckpt.pt"),
+    Case("tta-malicious-checkpoint", ("tta", "{root}/ckpt.pt", "--data", "{data}"),
          ("{root}/ckpt.pt: not a readable checkpoint",), prepare=_malicious("ckpt.pt", "pickle")),
     Case("search-malicious-pretrained-weights", ("--space", "augmentation", "--data", "{data}", "--storage-path",
                                                  "{storage}", "--set", "model.pretrained={root}/enc.pth"),
@@ -219,7 +219,7 @@ def _mkdir(path: Path) -> Path:
 def test_the_dashboard_binds_to_localhost_and_leaves_token_auth_on(monkeypatch, capsys):
     import ray
 
-    from search_spaces.experiment import start_ray
+    from search_spaces.driver import start_ray
 
     calls = []
 
@@ -256,7 +256,7 @@ DASHBOARD_PROBE = """
 import contextlib, io, json, re, urllib.request, urllib.error
 from pathlib import Path
 import ray
-from search_spaces.experiment import start_ray
+from search_spaces.driver import start_ray
 
 out = io.StringIO()
 with contextlib.redirect_stdout(out):

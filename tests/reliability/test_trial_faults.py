@@ -7,16 +7,15 @@ keeps the experiment's size bounded through all of it."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
 
-import launch
 from analysis import load_experiment, trial_summary
+from analysis.summary import search_summary
+from search_spaces.driver import ExperimentRecord
 from tests.reliability.harness import (
     FaultyTrainable,
     epochs_per_attempt,
@@ -27,7 +26,8 @@ from tests.reliability.harness import (
     roles,
     run_search,
 )
-from trainable.build import CHECKPOINT_FILE, read_checkpoint
+from trainable.build import read_checkpoint
+from trainable.layout import CHECKPOINT_FILE
 
 PLAN = ("raise-once", "kill-once", "nan", "enospc-always", "refused")  # the sixth trial runs clean
 NUM_SAMPLES = len(PLAN) + 1
@@ -45,7 +45,7 @@ RESULT_ROWS_RACE = ("known defect: a trial retried after a failure, or resumed a
 @dataclass
 class Search:
     exp_dir: Path
-    meta: dict
+    record: ExperimentRecord
     results: object  # Tune's ResultGrid
     work: Path  # the fault log of every attempt
     summary: str  # what launch.py printed at the end
@@ -68,15 +68,12 @@ def search(tiny_master, tmp_path_factory) -> Search:
     work = root / "log"
     work.mkdir()
     with local_ray(tmp_path_factory.getbasetemp() / "cache"):
-        exp_dir, meta = new_search(root, tiny_master, "--num-samples", str(NUM_SAMPLES), "--max-epochs", str(EPOCHS),
-                                   "--grace-period", str(EPOCHS))
-        results = run_search(exp_dir, meta, FaultyTrainable(str(work), PLAN))
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        launch.summarize(results, exp_dir, meta)
+        exp_dir, record = new_search(root, tiny_master, "--num-samples", str(NUM_SAMPLES), "--max-epochs",
+                                     str(EPOCHS), "--grace-period", str(EPOCHS))
+        results = run_search(exp_dir, record, FaultyTrainable(str(work), PLAN))
     trial = {role: f"trial_{trial_id}" for trial_id, role in roles(work).items()}
     assert set(trial) == {*PLAN, "ok"}, trial
-    return Search(exp_dir, meta, results, work, out.getvalue(), trial)
+    return Search(exp_dir, record, results, work, "\n".join(search_summary(exp_dir)), trial)
 
 
 @pytest.mark.xfail(reason=RESULT_ROWS_RACE, strict=False)
@@ -125,7 +122,7 @@ def test_a_nan_loss_stops_the_trial_with_its_reason_and_never_as_the_best(search
     assert nan_dir.name not in best_line
     assert f"note: {nan_dir.name} {DIVERGED}" in search.summary and "1 diverged" in search.summary
     exp = load_experiment(search.exp_dir)
-    summary = trial_summary(exp.trials, exp.epochs, search.meta["baseline"])
+    summary = trial_summary(exp.trials, exp.epochs, search.record.baseline)
     assert summary.dropna(subset=["val_miou"]).sort_values("val_miou").iloc[-1]["trial"] != nan_dir.name
     assert summary.set_index("trial").loc[nan_dir.name, "status"] == DIVERGED
 

@@ -3,7 +3,7 @@
 Ray copies what the driver writes (its experiment state, the searcher's state, each trial's
 ``result.json``) and what the trials write (checkpoints) into the storage folder file by file, in
 place. A driver or worker killed during such a copy (a crash, ``kill -9``, a lost node) leaves a
-truncated file there: a truncated experiment state makes ``--resume`` fail outright, a truncated
+truncated file there: a truncated experiment state makes ``resume`` fail outright, a truncated
 ``result.json`` loses a trial's history, a truncated checkpoint cannot be loaded. Through this file
 system each file is written under a temporary name beside its target and renamed onto it once
 complete, so a reader sees the previous version or the new one, never part of one.
@@ -11,16 +11,14 @@ complete, so a reader sees the previous version or the new one, never part of on
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import pyarrow
 import pyarrow.fs as pafs
 
-__all__ = ["TEMP_MARK", "AtomicLocalHandler", "remove_partial_files", "storage_filesystem"]
+from trainable.layout import replacing
 
-TEMP_MARK = ".partial-"  # in the name of a file being written; left behind only by a killed writer
+__all__ = ["AtomicLocalHandler", "storage_filesystem"]
 
 
 def storage_filesystem(storage_path: str | Path) -> pafs.FileSystem | None:
@@ -29,15 +27,6 @@ def storage_filesystem(storage_path: str | Path) -> pafs.FileSystem | None:
     if "://" in str(storage_path):
         return None
     return pafs.PyFileSystem(AtomicLocalHandler())
-
-
-def remove_partial_files(exp_dir: Path) -> int:
-    """Delete what killed writers left half-written in ``exp_dir`` (call only while nothing writes
-    there, e.g. before a resume); returns how many files went."""
-    partial = [p for p in Path(exp_dir).rglob(f"{TEMP_MARK}*") if p.is_file()]
-    for p in partial:
-        p.unlink(missing_ok=True)
-    return len(partial)
 
 
 class AtomicLocalHandler(pafs.FileSystemHandler):
@@ -89,13 +78,8 @@ class AtomicLocalHandler(pafs.FileSystemHandler):
         self._fs.move(src, dest)
 
     def copy_file(self, src: str, dest: str) -> None:
-        tmp = _temp_name(dest)
-        try:
-            self._fs.copy_file(src, tmp)
-            os.replace(tmp, dest)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with replacing(dest) as tmp:
+            self._fs.copy_file(src, str(tmp))
 
     def open_input_stream(self, path: str) -> pyarrow.NativeFile:
         return self._fs.open_input_stream(path)
@@ -110,19 +94,15 @@ class AtomicLocalHandler(pafs.FileSystemHandler):
         return self._fs.open_append_stream(path)
 
 
-def _temp_name(path: str) -> str:
-    target = Path(path)
-    return str(target.with_name(f"{TEMP_MARK}{uuid.uuid4().hex[:8]}-{target.name}"))
-
-
 class _WholeFile:
     """A binary file written at a temporary name and renamed onto ``path`` when closed after
-    successful writes; a failed write (e.g. a full disk) removes it and leaves ``path`` as it was."""
+    successful writes (``layout.replacing``); a failed write (e.g. a full disk) removes it and leaves
+    ``path`` as it was."""
 
     def __init__(self, path: str):
-        self.path, self.tmp = path, _temp_name(path)
-        Path(path).parent.mkdir(parents=True, exist_ok=True)  # as pyarrow's local file system does
-        self._f = open(self.tmp, "wb")  # closed in close()
+        self.path = path
+        self._replacing = replacing(path)
+        self._f = open(self._replacing.__enter__(), "wb")  # closed in close()
         self._failed = False
         self.closed = False
 
@@ -157,6 +137,9 @@ class _WholeFile:
         except BaseException:
             self._failed = True
         if self._failed:
-            Path(self.tmp).unlink(missing_ok=True)
-            raise OSError(f"{self.path}: write failed; the previous version, if any, is kept")
-        os.replace(self.tmp, self.path)
+            error = OSError(f"{self.path}: write failed; the previous version, if any, is kept")
+            try:
+                self._replacing.__exit__(type(error), error, None)  # removes the temporary file
+            finally:
+                raise error
+        self._replacing.__exit__(None, None, None)

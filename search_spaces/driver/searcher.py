@@ -7,7 +7,8 @@ treats it as a pruned trial, exactly as Optuna's own pruners do. Trials that rea
 are COMPLETE with their final score; errored ones FAIL, and so do diverged ones (a NaN/inf loss:
 the trial's last report has a ``stop_reason``, kept as the Optuna trial's user attribute of that
 name). The study lives in a journal file in the
-experiment directory so ``optuna-dashboard`` can open it during and after the run.
+experiment directory (``layout.JOURNAL_FILE``) so ``optuna-dashboard`` can open it during and after
+the run.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-__all__ = ["JOURNAL_NAME", "PrunedOptunaSearch", "journal_storage", "make_searcher", "skip_finished_trials"]
+__all__ = ["TUNE_TRIAL_ATTR", "PrunedOptunaSearch", "journal_storage", "make_searcher", "skip_finished_trials"]
 
-JOURNAL_NAME = "optuna.journal"
 TUNE_TRIAL_ATTR = "tune_trial_id"
 logger = logging.getLogger(__name__)
 
@@ -101,8 +101,8 @@ def skip_finished_trials(trainable: Callable[[dict], None], journal: str | Path,
     again.
 
     A driver killed between telling Optuna that a trial ended (written at once to the journal) and
-    Ray's next experiment-state snapshot leaves that trial "running" in Ray's state; on ``--resume``
-    Ray would continue it. Likewise ``--resume`` restarts trials that errored (out of retries), which
+    Ray's next experiment-state snapshot leaves that trial "running" in Ray's state; on ``resume``
+    Ray would continue it. Likewise ``resume`` restarts trials that errored (out of retries), which
     the study recorded as failed. The journal is the record that was written first, so it decides:
     every trial ends once, with the state the study gave it.
     """

@@ -1,0 +1,317 @@
+"""The experiment record: every setting of one search, typed, built once and kept in ``experiment.json``.
+
+The record holds the search's own settings (space, trials, ASHA's rungs, resources, the metric)
+and the baseline trial ``Config``; everything else is derived from it here, never stored twice:
+ASHA's ``max_t`` is the config's ``train.epochs``, the seed is ``train.seed``, the parameter
+budget is ``model.max_params``, the data is ``data.root`` (empty: the built-in synthetic set, at
+``data.image_size``), and the searched keys, ablation levels and baseline values come from the
+space. ``search``, ``resume``, ``retrain``, ``tta`` and the analysis all read the same record.
+
+It is built from, in order of precedence: the config defaults and the space's constants, the
+hardware defaults, the flags that are shorthands for config keys (``--max-epochs`` is
+``train.epochs``, ``--seed`` is ``train.seed``, ``--max-params`` is ``model.max_params``,
+``--data`` is ``data.root``), and ``--set``; a shorthand flag and a ``--set`` of the same key that
+disagree are refused rather than one silently winning.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search_spaces import SearchSpace, get_space
+from trainable.config import Config, flatten, merge_flags
+from trainable.errors import UserError
+from trainable.layout import EXPERIMENT_FILE, has_tune_state, replacing
+
+__all__ = [
+    "HARDWARE",
+    "METRICS",
+    "RECORD_VERSION",
+    "SHORTHANDS",
+    "ExperimentRecord",
+    "Hardware",
+    "new_record",
+    "read_record",
+]
+
+RECORD_VERSION = 2  # 1: written before the record was typed (settings dict beside base_config)
+
+# what a search can maximise (each trial reports it every epoch), with the name a summary shows
+METRICS = {"val_miou": "val mIoU"}
+
+_TTA_IS_NOT_SEARCHED = ("--space tta: TTA is scored on a trained checkpoint, not searched: python launch.py tta EXP "
+                        "(the best trial's last checkpoint) or python launch.py tta CHECKPOINT")
+
+# flags that are another name for a config key: stated once, in the config
+SHORTHANDS = {"max_epochs": "train.epochs", "seed": "train.seed", "max_params": "model.max_params",
+              "data": "data.root"}
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Defaults by hardware: trial config keys and search settings that a flag or ``--set`` overrides."""
+
+    config: dict[str, Any]
+    num_samples: int
+    grace_period: int
+    reduction_factor: float
+    gpus_per_trial: float
+
+
+# On a CPU the whole default search is sized to finish in about ten minutes on two cores: small
+# images, a subset of the synthetic set, few epochs, more trials than rungs. With GPUs, a trial
+# takes as many CPUs as the machine has per GPU it uses, its loader workers all of them but one.
+HARDWARE = {
+    "cpu": Hardware(config={"data.image_size": 64, "train.epochs": 8, "train.batch_size": 8, "data.max_train": 400,
+                            "data.max_val": 100, "data.num_workers": 0},
+                    num_samples=12, grace_period=2, reduction_factor=3, gpus_per_trial=0.0),
+    "gpu": Hardware(config={"data.image_size": 512, "train.epochs": 30, "train.batch_size": 8, "data.max_train": 0,
+                            "data.max_val": 0},
+                    num_samples=32, grace_period=3, reduction_factor=3, gpus_per_trial=1.0),
+}
+
+
+@dataclass
+class ExperimentRecord:
+    """One search: its settings, and the baseline trial config every trial starts from."""
+
+    name: str  # the experiment folder's name, and the Optuna study's
+    space: str  # a training space of search_spaces
+    config: Config  # the baseline; each trial is this with the searched keys sampled (or an ablation level)
+    num_samples: int  # trials to sample (an ablation runs its planned configurations instead)
+    grace_period: int  # epochs before ASHA may stop a trial
+    reduction_factor: float  # ASHA keeps 1/reduction_factor of the trials at each rung
+    cpus_per_trial: float
+    gpus_per_trial: float
+    max_concurrent: int = 0  # trials at once (0: as resources allow)
+    ablation: bool = False  # one factor at a time from the baseline, FIFO, every configuration in full
+    seeds: int = 1  # repeats of each ablation configuration
+    metric: str = "val_miou"  # what ASHA, Optuna, the summary, the analysis and retrain rank by
+    mode: str = "max"
+    created: str = ""
+    command: str = ""
+    # the version of the file this record was read from (not written: a record is always written as
+    # the current version)
+    read_version: int = field(default=RECORD_VERSION, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    # ---- derived, never stored ----
+    @property
+    def max_t(self) -> int:
+        """Epochs of a full trial: ASHA's ``max_t`` and the PRUNED coupling's last step."""
+        return self.config.train.epochs
+
+    @property
+    def seed(self) -> int:
+        return self.config.train.seed
+
+    @property
+    def synthetic(self) -> bool:
+        return not self.config.data.root
+
+    @property
+    def search_space(self) -> SearchSpace:
+        return get_space(self.space)
+
+    @property
+    def searched(self) -> list[str]:
+        return [] if self.ablation else list(self.search_space.params)
+
+    @property
+    def levels(self) -> dict[str, list]:
+        return self.search_space.levels
+
+    @property
+    def baseline(self) -> dict[str, Any]:
+        """The searched and ablated keys at their baseline values (dotted keys)."""
+        flat = flatten(self.config.to_dict())
+        return {k: flat[k] for k in {*self.search_space.params, *self.levels}}
+
+    @property
+    def planned_trials(self) -> int:
+        """How many trials the search runs in all."""
+        if self.ablation:
+            return len(self.search_space.ablation_points(self.config, self.seeds))
+        return self.num_samples
+
+    @property
+    def metric_name(self) -> str:
+        return METRICS[self.metric]
+
+    def check(self) -> None:
+        """Settings that involve more than one value; each message names the flag that sets it."""
+        if get_space(self.space) is None:
+            raise UserError(_TTA_IS_NOT_SEARCHED)
+        if self.reduction_factor <= 1:
+            raise UserError(f"--reduction-factor {self.reduction_factor:g}: must be greater than 1 (e.g. 3 keeps a "
+                            f"third of the trials at each rung)")
+        if not 1 <= self.grace_period <= self.max_t:
+            raise UserError(f"--grace-period {self.grace_period}: more than the {self.max_t} epochs of a full trial "
+                            f"(train.epochs); ASHA could never stop a trial early: choose at most {self.max_t}")
+        if self.metric not in METRICS:
+            raise UserError(f"metric {self.metric!r}: valid metrics are {', '.join(METRICS)}")
+        if self.mode not in ("max", "min"):
+            raise UserError(f"mode {self.mode!r}: must be max or min")
+
+    # ---- on disk ----
+    def to_dict(self) -> dict:
+        out = {"version": RECORD_VERSION}
+        for f in dataclasses.fields(self):
+            if f.name != "read_version":
+                value = getattr(self, f.name)
+                out[f.name] = value.to_dict() if isinstance(value, Config) else value
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = EXPERIMENT_FILE) -> ExperimentRecord:
+        """A record from its JSON form (of this version or the previous one); a bad key or value is a
+        one-line error naming ``where``."""
+        hint = "pass the folder that launch.py printed as 'experiment'"
+        if not isinstance(d, dict) or not ("version" in d or {"space", "settings", "base_config"} <= set(d)):
+            raise UserError(f"{where}: not an experiment record written by launch.py (no version or settings); "
+                            f"{hint}")
+        version = d.get("version", 1)
+        if version == 1:
+            d = _from_version_1(d)
+        elif version != RECORD_VERSION:
+            raise UserError(f"{where}: experiment record version {version!r}, written by another version of "
+                            f"facesearch (this one reads versions 1 and {RECORD_VERSION}); use that version")
+        known = {f.name for f in dataclasses.fields(cls)} - {"read_version"}
+        given = {k: v for k, v in d.items() if k != "version"}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            raise UserError(f"{where}: unknown key {unknown[0]!r} in the experiment record; valid keys are "
+                            f"{', '.join(sorted(known))}")
+        missing = sorted(f.name for f in dataclasses.fields(cls)
+                         if f.name in known and f.default is dataclasses.MISSING and f.name not in given)
+        if missing:
+            raise UserError(f"{where}: the experiment record has no {', '.join(missing)}; {hint}")
+        for f in dataclasses.fields(cls):
+            if f.name in given and f.name != "config":
+                given[f.name] = _typed(where, f.name, f.type, given[f.name])
+        try:
+            given["config"] = Config.from_dict(given["config"] if isinstance(given["config"], dict) else {"?": 0})
+            return cls(**given, read_version=version)
+        except UserError as e:
+            raise UserError(f"{where}: {e}") from None
+
+    def write(self, exp_dir: Path) -> None:
+        with replacing(Path(exp_dir) / EXPERIMENT_FILE) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+def _typed(where: str, key: str, kind: str, value: Any) -> Any:
+    kinds = {"str": str, "int": int, "float": (int, float), "bool": bool}
+    if (isinstance(value, bool) and kind != "bool") or not isinstance(value, kinds[kind]):
+        raise UserError(f"{where}: {key}={value!r} in the experiment record: expected {kind}")
+    return float(value) if kind == "float" else value
+
+
+def _from_version_1(d: dict) -> dict:
+    """A version-1 record (a ``settings`` dict beside ``base_config``) in the current form. Its
+    ``max_epochs`` setting (ASHA's ``max_t``) and the config's ``train.epochs`` could disagree: a
+    trial then ended at the shorter of the two, which is what a full trial's length is here."""
+    s = d["settings"] if isinstance(d["settings"], dict) else {}
+    config = copy.deepcopy(d["base_config"]) if isinstance(d["base_config"], dict) else d["base_config"]
+    out = {"name": d.get("name"), "space": d["space"], "config": config}
+    for key in ("num_samples", "grace_period", "reduction_factor", "cpus_per_trial", "gpus_per_trial"):
+        if key in s:
+            out[key] = s[key]
+    for key in ("max_concurrent", "ablation", "seeds", "created", "command"):
+        if key in d:
+            out[key] = d[key]
+    train = config.get("train") if isinstance(config, dict) else None
+    if isinstance(train, dict) and isinstance(s.get("max_epochs"), int):
+        train["epochs"] = min(train.get("epochs", s["max_epochs"]), s["max_epochs"])
+        if isinstance(out.get("grace_period"), int):
+            out["grace_period"] = min(out["grace_period"], train["epochs"])
+    return out
+
+
+def read_record(exp_dir: str | Path, for_resume: bool = False) -> ExperimentRecord:
+    """The record of an experiment folder; a one-line error for a folder that holds none.
+
+    ``for_resume`` also refuses a folder that an earlier version of this tool ran (record version 1)
+    once Ray saved its state: that state names the search driver's old modules, which this version
+    cannot load. Such an experiment stays readable by the analysis, ``retrain`` and ``tta``.
+    """
+    exp_dir = Path(exp_dir).expanduser()
+    path = exp_dir / EXPERIMENT_FILE
+    hint = "pass the folder that launch.py printed as 'experiment'"
+    try:
+        is_file = path.is_file()
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise UserError(f"{exp_dir}: not usable as an experiment directory ({e.strerror}); {hint}") from None
+    if not is_file:
+        raise UserError(f"{exp_dir}: not an experiment directory (no {EXPERIMENT_FILE}); {hint}")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UserError(f"{path}: unreadable ({e}); {hint}") from None
+    record = ExperimentRecord.from_dict(data, str(path))
+    if for_resume and record.read_version < RECORD_VERSION and has_tune_state(exp_dir):
+        raise UserError(f"{exp_dir}: run by an earlier version of facesearch (experiment record version "
+                        f"{record.read_version}), whose saved Ray state this version cannot restore; its trials "
+                        f"stay usable: python -m analysis {exp_dir}, python launch.py retrain {exp_dir}")
+    return record
+
+
+def new_record(space: str, *, name: str | None = None, gpus: int | None = None,
+               overrides: dict[str, Any] | None = None, data: str | None = None, seed: int | None = None,
+               max_epochs: int | None = None, max_params: int | None = None, num_samples: int | None = None,
+               grace_period: int | None = None, reduction_factor: float | None = None,
+               cpus_per_trial: float | None = None, gpus_per_trial: float | None = None, max_concurrent: int = 0,
+               ablation: bool = False, seeds: int = 1, command: str = "") -> ExperimentRecord:
+    """The record of a new search from its flags; ``gpus`` is how many GPUs the hardware defaults are
+    for (0: the CPU defaults; default: the GPUs visible here, unless ``gpus_per_trial`` is 0)."""
+    search_space = get_space(space)
+    if search_space is None:
+        raise UserError(_TTA_IS_NOT_SEARCHED)
+    if gpus is None:
+        gpus = _visible_gpus() if gpus_per_trial is None or gpus_per_trial > 0 else 0
+    hw = HARDWARE["gpu" if gpus else "cpu"]
+    flags = {SHORTHANDS[flag]: (f"--{flag.replace('_', '-')}", value) for flag, value in
+             (("max_epochs", max_epochs), ("seed", seed), ("max_params", max_params),
+              ("data", None if data is None else _data_folder(data)))}
+    given = merge_flags(flags, flatten(overrides or {}))
+    gpus_per_trial = hw.gpus_per_trial if gpus_per_trial is None else gpus_per_trial
+    if cpus_per_trial is None:
+        cpus_per_trial = max(1, int((os.cpu_count() or 2) // max(1, gpus_per_trial))) if gpus else 1
+    derived = {"data.num_workers": max(1, int(cpus_per_trial) - 1)} if gpus else {}
+    config = search_space.base_config({**hw.config, **derived, **given})
+    if grace_period is None:  # the hardware's, within a full trial
+        grace_period = min(hw.grace_period, config.train.epochs)
+    elif max_epochs is not None and grace_period > max_epochs:
+        raise UserError(f"--grace-period {grace_period}: more than --max-epochs {max_epochs}; ASHA could never stop "
+                        f"a trial early: choose at most {max_epochs}")
+    name = name or f"{space}{'-ablation' if ablation else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return ExperimentRecord(
+        name=name, space=space, config=config,
+        num_samples=hw.num_samples if num_samples is None else num_samples, grace_period=grace_period,
+        reduction_factor=float(hw.reduction_factor if reduction_factor is None else reduction_factor),
+        cpus_per_trial=float(cpus_per_trial), gpus_per_trial=float(gpus_per_trial), max_concurrent=max_concurrent,
+        ablation=ablation, seeds=seeds, created=time.strftime("%Y-%m-%d %H:%M:%S"), command=command)
+
+
+def _visible_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def _data_folder(data: str) -> str:
+    try:
+        Path(data).expanduser().is_dir()
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise UserError(f"{data}: not a usable data folder ({e.strerror}); pass an existing folder with --data") \
+            from None
+    return str(Path(data).expanduser().resolve())

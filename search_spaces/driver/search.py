@@ -1,0 +1,193 @@
+"""A search from start to end: a new experiment checked before anything is written, the Tuner fit
+with Ctrl-C and SIGTERM turned into a saved, resumable stop, and the books settled after a run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from search_spaces.driver.record import ExperimentRecord
+from search_spaces.driver.searcher import journal_storage
+from search_spaces.driver.session import check_storage, check_storage_early
+from search_spaces.driver.tuner import build_tuner
+from trainable.config import Config
+from trainable.errors import UserError
+from trainable.layout import JOURNAL_FILE, ORPHANED_DIR, has_tune_state, trial_dirs
+
+__all__ = ["SearchOutcome", "create_experiment", "describe", "preflight", "run_search", "settle"]
+
+# Tune's settings while a search fits (the user's own environment wins for the first two):
+TUNE_ENV = {
+    # Tune's newer console output ignores the progress reporter and prints the best trial's whole
+    # config every half minute; tuner.progress_reporter shows what a user watches instead
+    "RAY_AIR_NEW_OUTPUT": "0",
+    # snapshot the experiment state at every step, not every ~10 s: a killed driver then loses
+    # (almost) nothing, and a resume neither reruns nor forgets a finished trial
+    "TUNE_GLOBAL_CHECKPOINT_S": "0",
+}
+# Ctrl-C is handled here, like SIGTERM (see _stop_on_signals), not by Tune's own handler
+TUNE_ENV_FORCED = {"TUNE_DISABLE_SIGINT_HANDLER": "1"}
+
+
+@dataclass
+class SearchOutcome:
+    """How a fit ended: ``interrupted`` names the signal that stopped it (the state is saved and the
+    search resumes), or is empty when every trial ended."""
+
+    results: object  # Tune's ResultGrid
+    interrupted: str = ""
+
+
+def create_experiment(record: ExperimentRecord, storage_path: str) -> Path:
+    """The folder of a new search, after checking its name, its storage, its baseline model and its
+    data; nothing of the experiment is written yet (``run_search`` writes the record)."""
+    name = record.name
+    if not name.strip() or name in (".", "..") or any(sep in name for sep in "/\\"):
+        raise UserError(f"--name {name!r}: must be a plain folder name (no '/' or '..'); use --storage-path to "
+                        f"choose where it goes")
+    if len(name.encode()) > 200:  # with Ray's suffixes, under the 255-byte limit of a file name
+        raise UserError(f"--name {name[:20]}...: {len(name.encode())} bytes long; choose a name of at most 200")
+    storage = Path(storage_path).expanduser().resolve()
+    if "://" not in storage_path:
+        check_storage_early(storage)
+    exp_dir = storage / record.name
+    if exp_dir.exists():
+        raise UserError(f"{exp_dir}: already exists; continue it with python launch.py resume {exp_dir} or choose "
+                        f"another --name")
+    preflight(record.config)
+    check_storage(storage, None)
+    return exp_dir
+
+
+def describe(exp_dir: Path, record: ExperimentRecord) -> list[str]:
+    """What a search prints before its trials start: where it writes, what it searches, how."""
+    base = record.config
+    if record.ablation:
+        how = f"ablation (one factor at a time, {record.seeds} seed(s)), {record.planned_trials} trials in full"
+    else:
+        how = (f"ASHA (max {record.max_t} epochs, grace {record.grace_period}, reduction {record.reduction_factor:g})"
+               f" + Optuna TPE (seed {record.seed}), {record.num_samples} trials, by {record.metric_name}")
+    data = f"the built-in synthetic set at {base.data.image_size} px" if record.synthetic else base.data.root
+    return [f"results:        {exp_dir}",
+            f"data:           {data}",
+            f"search:         space '{record.space}', {how}",
+            f"each trial:     {record.cpus_per_trial:g} CPU, {record.gpus_per_trial:g} GPU, "
+            f"{base.data.image_size} px, {record.max_t} epochs",
+            f"tensorboard:    tensorboard --logdir {exp_dir}"]
+
+
+def preflight(config: Config) -> Path:
+    """Check the baseline model and the data before any trial starts: errors here cost seconds. The
+    model goes first: its budget check is quick, a first pass over a large data set is not. Returns
+    the data folder (the built-in synthetic set, generated now at the config's size, when
+    ``data.root`` is empty)."""
+    from trainable.data import scan_split
+    from trainable.models import build_model
+    from trainable.synthetic import data_root
+
+    build_model(config.model, aux_head=config.loss.aux_weight > 0)
+    root = data_root(config.data)
+    for split in ("train", "val"):
+        info = scan_split(root, split, cache_dir=config.data.cache_dir)
+        for note in info.notes[:5]:
+            print(f"note: {note}")
+    return root
+
+
+def run_search(exp_dir: Path, record: ExperimentRecord, restore: bool, trainable_fn=None) -> SearchOutcome:
+    """Fit the experiment's Tuner (writing its record first when it is new) and settle it.
+
+    Ctrl-C or SIGTERM ends the fit the way Tune ends an interrupted run: it saves the experiment
+    state, and the trials it stopped continue from their checkpoints on ``resume``. A second signal
+    stops at once.
+    """
+    restore = restore and has_tune_state(exp_dir)  # else killed before Tune first saved: start over there
+    if not restore:  # (a record of an earlier version is upgraded as it starts over)
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        record.write(exp_dir)
+    env = {**TUNE_ENV, **{k: os.environ[k] for k in TUNE_ENV if k in os.environ}, **TUNE_ENV_FORCED}
+    with _environ(env), _stop_on_signals() as received, _without_tunes_resume_hint():
+        results = build_tuner(exp_dir, record, restore=restore, trainable_fn=trainable_fn).fit()
+    if received:
+        return SearchOutcome(results, interrupted=signal.Signals(received[0]).name)
+    settle(results, exp_dir, record)
+    return SearchOutcome(results)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM ask Tune to stop: Tune's handler for SIGUSR1 (installed while it fits, like
+    its own Ctrl-C handler, which is turned off so that SIGTERM gets the same treatment) ends the
+    loop after saving the experiment state. The signals received are listed; a second one, or one
+    before Tune runs, raises ``KeyboardInterrupt`` at once."""
+    received: list[int] = []
+
+    def stop(sig: int, frame) -> None:
+        tune_listens = signal.getsignal(signal.SIGUSR1) not in (signal.SIG_DFL, signal.SIG_IGN, None)
+        if received or not tune_listens:
+            raise KeyboardInterrupt
+        received.append(sig)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, stop)
+    try:
+        yield received
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def _without_tunes_resume_hint() -> Iterator[None]:
+    """Tune ends an interrupted run with "Resume experiment with: Tuner.restore(path=...,
+    trainable=...)", which is not how this tool resumes; the summary prints the command that does."""
+    def drop(record: logging.LogRecord) -> bool:
+        return "Tuner.restore(" not in record.getMessage()
+
+    log = logging.getLogger("ray.tune.tune")
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        log.removeFilter(drop)
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def settle(results, exp_dir: Path, record: ExperimentRecord) -> None:
+    """Close the books after a finished run: a trial the driver started but never recorded (it was
+    killed in between) is moved to ``orphaned/`` and failed in the Optuna study, so every trial ends
+    once. (Not after an interrupted run: its running trials continue on ``resume``.)"""
+    known = {Path(r.path).name for r in results if r.path}
+    for d in trial_dirs(exp_dir):
+        if d.name not in known:
+            (exp_dir / ORPHANED_DIR).mkdir(exist_ok=True)
+            d.rename(exp_dir / ORPHANED_DIR / d.name)
+            print(f"note: {d.name} was started before the driver stopped but never recorded; moved to "
+                  f"{ORPHANED_DIR}/")
+    if not record.ablation:
+        import optuna
+
+        study = optuna.load_study(study_name=record.name, storage=journal_storage(exp_dir / JOURNAL_FILE))
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)

@@ -1,0 +1,132 @@
+"""The Tuner of an experiment: ASHA + Optuna TPE over its space (FIFO over the planned
+configurations for an ablation), retries, checkpoint retention, the loggers the analysis reads, and
+a progress table of what a user watches (trial, status, the searched parameters, epoch, metric).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ray.tune import CLIReporter
+
+from search_spaces.driver.record import ExperimentRecord
+from search_spaces.driver.searcher import make_searcher, skip_finished_trials
+from search_spaces.driver.storage import storage_filesystem
+from trainable.layout import JOURNAL_FILE, remove_partial_files, trial_dir_name
+
+__all__ = ["RAY_SETTINGS", "build_tuner", "progress_reporter"]
+
+# Ray-side settings of every search; bench/tune_overhead.py measures each against its alternative.
+#
+# reuse_actors: a trial takes over the actor (the worker process) of a finished trial instead of
+#   starting a process that imports torch, timm and the trainable again: seconds per trial. Safe here:
+#   every trial of a search asks for the same resources; train_segmentation keeps nothing between
+#   trials (it seeds and builds data, model and optimiser per trial, and its DataLoader workers end
+#   with the trial); Ray resets the session, working directory and checkpoint, waits for the previous
+#   trial's thread to end (were it still running after 2 s, the new trial would fail once and be
+#   retried on a fresh actor), and never reuses the actor of a failed trial. Files a trial leaves go
+#   through write_trial_file, because get_trial_dir() of a reused actor is a folder Ray does not sync.
+#   Off by default all the same: on a two-node cluster, reuse let one actor run every trial of a
+#   short search one after another while the other node stayed idle (tests/test_cluster.py), and a
+#   search that does not spread over the cluster costs far more than the seconds reuse saves.
+#   Turn it on for many short trials on one machine.
+# verbose: Tune's progress output (1: trial starts and ends, and a status table now and then).
+RAY_SETTINGS: dict = {
+    "reuse_actors": False,
+    "verbose": 1,
+}
+
+
+# progress: a status table at most this often (and when trials start or end)
+PROGRESS_EVERY_S = 30
+
+
+def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainable_fn=None,
+                ray_settings: dict | None = None):
+    """The experiment's Tuner (new, or restored from ``exp_dir``); ``trainable_fn`` replaces the
+    face-parsing trainable (benchmarks and fault-injection tests wrap it); ``ray_settings``
+    overrides entries of ``RAY_SETTINGS`` (the benchmark compares them)."""
+    unknown = set(ray_settings or {}) - set(RAY_SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown Ray settings {sorted(unknown)}; known: {sorted(RAY_SETTINGS)}")
+    rs = {**RAY_SETTINGS, **(ray_settings or {})}
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import BasicVariantGenerator
+
+    from trainable.ray_trainable import train_segmentation
+
+    space, base = record.search_space, record.config
+    journal = exp_dir / JOURNAL_FILE
+    fn = trainable_fn or train_segmentation
+    # a trial may end without a report (refused by the rules, or already ended in the study when a
+    # search resumes); Tune's strict check for the metric would fail the whole run on it
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    if not record.ablation:
+        fn = skip_finished_trials(fn, journal, record.name)
+    trainable = tune.with_resources(fn, {"cpu": record.cpus_per_trial, "gpu": record.gpus_per_trial})
+    if restore:
+        remove_partial_files(exp_dir)  # left by a driver or worker killed while writing
+        return tune.Tuner.restore(str(exp_dir), trainable, resume_unfinished=True, resume_errored=True,
+                                  storage_filesystem=storage_filesystem(exp_dir))
+
+    if record.ablation:
+        points = space.ablation_points(base, record.seeds)
+        search_alg = BasicVariantGenerator(points_to_evaluate=points)
+        scheduler, num_samples = FIFOScheduler(), len(points)
+        param_space = base.to_dict()
+    else:
+        search_alg = make_searcher(journal, record.name, record.seed, [space.baseline_point(base)],
+                                   max_t=record.max_t, n_startup_trials=max(3, record.num_samples // 3),
+                                   metric=record.metric, mode=record.mode)
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=record.max_t,
+                                  grace_period=record.grace_period, reduction_factor=record.reduction_factor)
+        num_samples = record.num_samples
+        param_space = space.param_space(base)
+    return tune.Tuner(
+        trainable,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(metric=record.metric, mode=record.mode, search_alg=search_alg,
+                                    scheduler=scheduler, num_samples=num_samples,
+                                    max_concurrent_trials=record.max_concurrent or None,
+                                    trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
+                                    reuse_actors=rs["reuse_actors"]),
+        run_config=tune.RunConfig(
+            name=exp_dir.name, storage_path=str(exp_dir.parent),
+            storage_filesystem=storage_filesystem(exp_dir),  # files replaced whole: a kill truncates none
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=record.metric,
+                                                    checkpoint_score_order=record.mode),
+            failure_config=tune.FailureConfig(max_failures=2),
+            # the loggers the project reads (progress.csv: results' metrics_dataframe; result.json: the
+            # analysis), named so that TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1 drops only TensorBoard's
+            callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],
+            progress_reporter=progress_reporter(record),
+            verbose=rs["verbose"],
+        ),
+    )
+
+
+def progress_reporter(record: ExperimentRecord):
+    """Tune's table with the columns a user watches: trial, status, each searched (or ablated)
+    parameter under its short name, the epoch and the metric; the best trial's line names only the
+    searched parameters, not the whole config. (Tune's newer output ignores a reporter: the search
+    turns it off, see ``search.run_search``.)"""
+    keys = record.searched or list(record.levels)
+    return _Progress(parameter_columns={k.replace(".", "/"): k.split(".")[-1] for k in keys},
+                     metric_columns={"epoch": "epoch", record.metric: record.metric_name}, sort_by_metric=True,
+                     max_report_frequency=PROGRESS_EVERY_S, print_intermediate_tables=True)
+
+
+class _Progress(CLIReporter):
+    """Tune's CLI table without its "Result logdir" line, which names the driver's staging folder
+    under /tmp/ray, not the experiment (``describe`` prints that, and the TensorBoard command)."""
+
+    def report(self, trials, done: bool, *sys_info) -> None:
+        text = self._progress_str(trials, done, *sys_info)
+        print("\n".join(line for line in text.splitlines() if not line.startswith("Result logdir:")))
+
+
+def _trial_name(trial) -> str:
+    return trial_dir_name(trial.trial_id)
