@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from analysis.load import load_experiment
 from analysis.rank import best_first
-from trainable.errors import UserError
-from trainable.layout import JOURNAL_FILE
+from search_spaces.driver.record import read_record
+from trainable.layout import JOURNAL_FILE, trial_dirs
 
 __all__ = ["search_summary"]
 
@@ -22,16 +24,12 @@ ENDED = ("completed", "stopped", "diverged", "errored", "refused")  # statuses (
 def search_summary(exp_dir: str | Path, interrupted: str = "") -> list[str]:
     """The lines to print after a fit of ``exp_dir``; ``interrupted`` names the signal that stopped it."""
     exp_dir = Path(exp_dir)
-    try:
-        exp = load_experiment(exp_dir)
-    except UserError:  # no trial started yet
-        exp = None
-    record = exp.record if exp else None
-    kinds = exp.trials["status"].astype(str).str.split().str[0] if exp else None
+    record = read_record(exp_dir)
+    exp = load_experiment(exp_dir) if trial_dirs(exp_dir) else None
+    kinds = exp.trials["status"].astype(str).str.split().str[0] if exp else pd.Series(dtype=str)
     if interrupted:
-        ended = int(kinds.isin(ENDED).sum()) if exp else 0
-        planned = f" of {record.planned_trials}" if record else ""
-        return [f"interrupted ({interrupted}): {ended}{planned} trials ended; the search's state is saved",
+        return [f"interrupted ({interrupted}): {int(kinds.isin(ENDED).sum())} of {record.planned_trials} trials "
+                f"ended; the search's state is saved",
                 f"experiment      {exp_dir}",
                 f"resume with     python launch.py resume {exp_dir}"]
     if exp is None:

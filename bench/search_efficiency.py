@@ -12,7 +12,7 @@ and reports one epoch per result, so a whole search takes seconds and many seeds
 Strategies, each searching ``tune.choice`` over the grid levels (so every sample is in the table):
 
 - ``asha+tpe pruned``: ASHA + Optuna TPE, stopped trials told to Optuna as PRUNED
-  (``search_spaces.searcher.make_searcher``, the project's coupling);
+  (``search_spaces.driver.make_searcher``, the project's coupling);
 - ``asha+tpe stock``: ASHA + Ray's ``OptunaSearch``, which tells them COMPLETE with their early score;
 - ``asha+random``: ASHA + random sampling;
 - ``random full``: random sampling, every trial trained to the last epoch.
@@ -98,10 +98,10 @@ def build_table(jobs: int) -> None:
 
     import pandas as pd
 
-    from trainable.build import data_root
     from trainable.config import Config
+    from trainable.synthetic import data_root
 
-    data_root(Config.from_dict(FIXED))  # generate the synthetic set once, before the workers start
+    data_root(Config.from_dict(FIXED).data)  # generate the synthetic set once, before the workers start
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     done = {}
     if PARTIAL.is_file():
@@ -257,7 +257,7 @@ def search_once(strategy: str, seed: int, curves: dict[tuple, list[float]], targ
     from ray.tune.search.optuna import OptunaSearch
 
     from search_spaces.base import nest
-    from search_spaces.searcher import make_searcher
+    from search_spaces.driver import make_searcher
 
     name = f"{strategy.replace(' ', '-').replace('+', '-')}-seed{seed}"
     if strategy == "asha+tpe pruned":

@@ -1,7 +1,7 @@
 """Tune overhead: the wall time of a search run through the project's real Tuner, divided by the time
 the same trials' compute takes as a plain loop without Ray.
 
-The Tuner is ``search_spaces.experiment.build_tuner``, as ``launch.py`` builds it: ASHA, Optuna
+The Tuner is ``search_spaces.driver.build_tuner``, as ``launch.py`` builds it: ASHA, Optuna
 TPE with the PRUNED coupling and its journal, a checkpoint per epoch with retention, retries,
 Tune's loggers and progress output, and the experiment-state snapshot at every step that
 ``launch.py`` asks for (``TUNE_GLOBAL_CHECKPOINT_S=0``). Ray is started as ``launch.py`` starts it
@@ -62,7 +62,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local benchmark cluster 
 
 SNAPSHOT_ENV = "TUNE_GLOBAL_CHECKPOINT_S"
 NO_TENSORBOARD_ENV = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # build_tuner names the CSV and JSON loggers itself
-# the settings of search_spaces.experiment before they were tuned (launch.py's snapshot period 0 kept)
+# the settings of search_spaces.driver before they were tuned (launch.py's snapshot period 0 kept)
 BEFORE = {"reuse_actors": False, "verbose": 1}
 CHECKPOINT_MB = 17.4  # the default model's checkpoint: 1.45M weights + AdamW's two moments, float32
 
@@ -165,26 +165,17 @@ def driver_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def make_meta(name: str, data_root: Path, trials: int, epochs: int, max_train: int, max_val: int) -> dict:
-    """The experiment record ``launch.py`` writes for ``--space augmentation`` with these sizes, one
-    CPU per trial, one trial at a time, and a grace period of all epochs (ASHA stops nothing)."""
+def make_record(name: str, data_root: Path, trials: int, epochs: int, max_train: int, max_val: int):
+    """The experiment record ``launch.py search --space augmentation`` builds with these sizes, one CPU
+    per trial, one trial at a time, and a grace period of all epochs (ASHA stops nothing)."""
     import launch
-    from search_spaces import get_space
-    from trainable.config import flatten
 
-    args = launch.parse_args(["--space", "augmentation", "--num-samples", str(trials), "--max-epochs", str(epochs),
-                              "--grace-period", str(epochs), "--cpus-per-trial", "1", "--gpus-per-trial", "0",
-                              "--max-concurrent", "1", "--name", name,
-                              "--set", f"data.max_train={max_train}", "--set", f"data.max_val={max_val}"])
-    s = launch.settings(args, 0)
-    space = get_space(args.space)
-    base = space.base_config(launch.base_overrides(args, s, str(data_root)))
-    flat = flatten(base.to_dict())
-    return {"space": args.space, "name": name, "ablation": False, "seeds": 1, "seed": args.seed, "settings": s,
-            "max_concurrent": args.max_concurrent, "base_config": base.to_dict(), "searched": list(space.params),
-            "levels": space.levels, "baseline": {k: flat[k] for k in {*space.params, *space.levels}},
-            "data": str(data_root), "synthetic": True, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-            "command": "bench/tune_overhead.py"}
+    _, args = launch.parse(["search", "--space", "augmentation", "--num-samples", str(trials), "--max-epochs",
+                            str(epochs), "--grace-period", str(epochs), "--cpus-per-trial", "1", "--gpus-per-trial",
+                            "0", "--max-concurrent", "1", "--name", name, "--data", str(data_root),
+                            "--set", f"data.max_train={max_train}", "--set", f"data.max_val={max_val}"])
+    args.command = "bench/tune_overhead.py"
+    return launch.search_record(args)
 
 
 @dataclass(frozen=True)
@@ -283,45 +274,44 @@ def environ(values: dict[str, str]) -> None:
 
 def custom_storage() -> bool:
     """Whether build_tuner hands Ray a storage filesystem of its own (whole-file writes)."""
-    import search_spaces.experiment as experiment
+    import search_spaces.driver.tuner as tuner
 
-    return callable(getattr(experiment, "storage_filesystem", None))
+    return callable(getattr(tuner, "storage_filesystem", None))
 
 
 @contextlib.contextmanager
 def ray_storage_filesystem() -> None:
     """build_tuner with Ray's own choice of storage filesystem instead of the project's."""
-    import search_spaces.experiment as experiment
+    import search_spaces.driver.tuner as tuner
 
-    own = experiment.storage_filesystem
-    experiment.storage_filesystem = lambda path: None
+    own = tuner.storage_filesystem
+    tuner.storage_filesystem = lambda path: None
     try:
         yield
     finally:
-        experiment.storage_filesystem = own
+        tuner.storage_filesystem = own
 
 
-def run_search(work: Path, meta: dict, ray_settings: dict, env: dict[str, str], log,
+def run_search(work: Path, record, ray_settings: dict, env: dict[str, str], log,
                trainable: Callable | None = None) -> tuple[Row, list]:
     """Build the experiment's Tuner around ``trainable`` (default: the face-parsing trainable), fit and
     settle it as ``launch.py`` does; returns its row (all but the compute column) and its results."""
-    from analysis.load import EXPERIMENT_FILE
-    from search_spaces.experiment import build_tuner, settle
+    from search_spaces.driver import build_tuner, settle
     from trainable.ray_trainable import train_segmentation
 
-    exp_dir = work / meta["name"]
+    exp_dir = work / record.name
     exp_dir.mkdir(parents=True)
-    (exp_dir / EXPERIMENT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    timeline = work / f"{meta['name']}.timeline.jsonl"
+    record.write(exp_dir)
+    timeline = work / f"{record.name}.timeline.jsonl"
     fn = Timed(trainable or train_segmentation, str(timeline))
     cpu0, daemons0 = driver_cpu(), daemons_cpu()
     with environ({SNAPSHOT_ENV: "0", **env}), output_to(log):
         t0, start = time.time(), time.perf_counter()
-        results = build_tuner(exp_dir, meta, False, trainable_fn=fn, ray_settings=ray_settings).fit()
-        settle(results, exp_dir, meta)
+        results = build_tuner(exp_dir, record, False, trainable_fn=fn, ray_settings=ray_settings).fit()
+        settle(results, exp_dir, record)
         wall, t1 = time.perf_counter() - start, time.time()
-    if results.errors or len(results) != meta["settings"]["num_samples"]:
-        raise RuntimeError(f"{meta['name']}: {len(results.errors)} trials failed (see {log.name}): {results.errors}")
+    if results.errors or len(results) != record.num_samples:
+        raise RuntimeError(f"{record.name}: {len(results.errors)} trials failed (see {log.name}): {results.errors}")
     last: dict[str, dict] = {}  # each trial's last report
     for line in timeline.read_text().splitlines():
         t = json.loads(line)
@@ -356,14 +346,12 @@ def plain_loop(configs: list[str]) -> dict[str, tuple[float, float]]:
     return times
 
 
-def calibrate(base_config: dict, seconds: float) -> int:
+def calibrate(cfg, seconds: float) -> int:
     """Epochs for a trial of at least ``seconds`` as a plain loop, from the CPU time (which other load
     on the machine does not inflate) of the baseline configuration: a first build fills the data
     caches, then a build and two epochs with their checkpoints are timed."""
     from trainable.build import build_run, run_epoch, save_checkpoint
-    from trainable.config import Config
 
-    cfg = Config.from_dict(base_config)
     build_run(cfg)
     start = time.thread_time()
     run = build_run(cfg)
@@ -423,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     import torch
 
-    from search_spaces.experiment import RAY_SETTINGS, start_ray
+    from search_spaces.driver import RAY_SETTINGS, start_ray
     from trainable.data import scan_split
     from trainable.synthetic import generate
 
@@ -443,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         scan_split(data, split)
     if args.only != "spin":
         if not args.epochs:
-            base = make_meta("calibration", data, 1, 1, args.max_train, args.max_val)["base_config"]
+            base = make_record("calibration", data, 1, 1, args.max_train, args.max_val).config
             args.epochs = calibrate(base, args.trial_seconds)
         print(f"real:      {args.max_train} training and {args.max_val} validation images at 64 px, batch 8, "
               f"{args.epochs} epochs a trial (a checkpoint each); ASHA's grace period = all epochs")
@@ -459,11 +447,11 @@ def main(argv: list[str] | None = None) -> int:
     def spin(name: str, per_s: float, checkpoint: bool, ray_settings: dict, env: dict | None = None,
              trials: int | None = None, ray_storage: bool = False) -> Row:
         reports = max(2, round(args.spin_seconds * per_s))
-        meta = make_meta(f"spin-{next(names)}", data, trials or args.spin_trials, reports, args.max_train,
-                         args.max_val)
+        record = make_record(f"spin-{next(names)}", data, trials or args.spin_trials, reports, args.max_train,
+                             args.max_val)
         fn = Spin(1 / per_s, int(CHECKPOINT_MB * 2**20) if checkpoint else 0)
         with ray_storage_filesystem() if ray_storage else contextlib.nullcontext():
-            row, _ = run_search(work, meta, ray_settings, env or {}, log, trainable=fn)
+            row, _ = run_search(work, record, ray_settings, env or {}, log, trainable=fn)
         row.kind, row.name, row.compute = "spin", name, row.in_trial
         return row
 
@@ -489,8 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     real: list[tuple[Row, list[str]]] = []
     if args.only != "spin":
         for name, settings, trials in (("before", BEFORE, args.before_trials), ("after", {}, args.trials)):
-            meta = make_meta(f"real-{name}", data, trials, args.epochs, args.max_train, args.max_val)
-            row, results = run_search(work, meta, settings, {}, log)
+            record = make_record(f"real-{name}", data, trials, args.epochs, args.max_train, args.max_val)
+            row, results = run_search(work, record, settings, {}, log)
             row.kind, row.name = "real", name
             real.append((row, [json.dumps(r.config, sort_keys=True) for r in results]))
             print(format_row(row), flush=True)

@@ -115,7 +115,7 @@ def progress_reporter(record: ExperimentRecord):
     turns it off, see ``search.run_search``.)"""
     keys = record.searched or list(record.levels)
     return _Progress(parameter_columns={k.replace(".", "/"): k.split(".")[-1] for k in keys},
-                     metric_columns={"epoch": "epoch", record.metric: record.metric_name}, sort_by_metric=True,
+                     metric_columns={"epoch": "epoch", record.metric: record.metric_name},
                      max_report_frequency=PROGRESS_EVERY_S, print_intermediate_tables=True)
 
 
