@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from search_spaces import SPACES
 from trainable.cli import parse_verb
 from trainable.config import parse_overrides
 from trainable.errors import cli_errors
+from trainable.layout import MODEL_FILE, RETRAIN_DIR
 
 # Ray, torch, Optuna and the analysis are imported by the verb that needs them: a refused argument
 # or data set is then reported in seconds, before any of them loads.
@@ -61,9 +63,9 @@ def _fit(exp_dir: Path, record, args, restore: bool) -> int:
     try:
         interrupted = run_search(exp_dir, record, restore).interrupted
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, after Tune's last saved state
-        interrupted = "a second signal, stopped at once"
+        interrupted = "SIGINT twice, stopped at once"
     print("\n".join(search_summary(exp_dir, interrupted)))
-    return 130 if interrupted else 0
+    return 128 + signal.Signals[interrupted.split()[0]] if interrupted else 0  # as the shell reports a signal
 
 
 def tta(args) -> int:
@@ -79,23 +81,16 @@ def tta(args) -> int:
 
 def retrain(args) -> int:
     from analysis.load import load_experiment
-    from analysis.rank import select
-    from trainable.layout import RETRAIN_DIR
-    from trainable.retrain import format_results, plan_retrain, trial_params
+    from trainable.retrain import format_results, plan_retrain
     from trainable.retrain import retrain as train_again
 
     exp = load_experiment(args.exp)
-    chosen = select(exp.summary(), args.trial, args.top)
-    trials = [(t.trial, trial_params(exp.path / t.trial), exp.threads(t.trial), t.score) for t in chosen.itertuples()]
-    jobs = plan_retrain(trials, Path(args.out or exp.path / RETRAIN_DIR).expanduser(), epochs=args.epochs,
-                        seeds=args.seeds, seed=args.seed, train_on=args.train_on,
-                        data=args.data and str(Path(args.data).expanduser().resolve()),
+    jobs = plan_retrain(exp.retrain_candidates(args.trial, args.top), Path(args.out or exp.path / RETRAIN_DIR),
+                        epochs=args.epochs, seeds=args.seeds, seed=args.seed, train_on=args.train_on, data=args.data,
                         overrides=parse_overrides(args.set))
     results = []
     for job in jobs:
-        print(f"retraining {job.trial} (search {exp.record.metric_name} {job.search_score:.2f}) with seed "
-              f"{job.cfg.train.seed} for {job.cfg.train.epochs} epochs on {job.cfg.data.train_on}, "
-              f"{job.threads} CPU threads as in the trial -> {job.out}")
+        print(job.describe(exp.record.metric_name))
         results.append({"trial": job.trial, "out": str(job.out), "search_score": job.search_score,
                         **train_again(job.cfg, job.out, threads=job.threads)})
     print("\n".join(format_results(results)))
@@ -165,7 +160,7 @@ VERBS = {
         "--out": dict(help="output folder (default EXP/retrain)"), **SHARED},
         ["EXP", "EXP --trial trial_1a2b3c4d", "EXP --top 3 --seeds 3 --epochs 60 --train-on train+val"]),
     "predict": (predict, "predict a folder of images and package the submission",
-                {"model": "model.pt of a retrain, or a trial's checkpoint"}, {
+                {"model": f"{MODEL_FILE} of a retrain, or a trial's checkpoint"}, {
         "--images": dict(required=True, help="folder of images to predict"),
         "--out": dict(required=True, help="folder for the masks"),
         "--tta": dict(help="scales, e.g. 0.75,1,1.25 (default: the checkpoint's)"),
@@ -173,7 +168,8 @@ VERBS = {
         "--zip": dict(help="also write the masks into this zip, under one top folder"),
         "--size": dict(type=int, help="mask side in pixels (default: each input image's size)"),
         "--force": dict(action="store_true", help="replace an existing output folder or zip")},
-        ["EXP/retrain/trial_1a2b3c4d/model.pt --images DATA/test/test_image --out preds --zip submission.zip"]),
+        [f"EXP/{RETRAIN_DIR}/trial_1a2b3c4d/{MODEL_FILE} --images DATA/test/test_image --out preds "
+         f"--zip submission.zip"]),
     "evaluate": (evaluate, "score predicted masks against true masks as the course evaluator does",
                  {"pred_dir": "folder of predicted index PNGs (or one holding a single sub-folder)",
                   "truth_dir": "folder of true masks, e.g. DATA/val/val_mask"}, {}, ["predictions DATA/val/val_mask"]),

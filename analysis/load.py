@@ -58,6 +58,23 @@ class Experiment:
         reported = self.trials.set_index("trial")["threads"].get(trial) if "threads" in self.trials else None
         return int(reported) if pd.notna(reported) else max(1, int(self.record.cpus_per_trial))
 
+    def retrain_candidates(self, trial: str | None = None,
+                           top: int | None = None) -> list[tuple[str, dict, int, float]]:
+        """(name, config, CPU threads, score) of trial ``trial``, or of the best ``top`` (default 1): what
+        ``retrain`` trains again."""
+        from analysis.rank import select
+
+        chosen = select(self.summary(), trial, top)
+        return [(t.trial, self.params(t.trial), self.threads(t.trial), t.score) for t in chosen.itertuples()]
+
+    def params(self, trial: str) -> dict:
+        """The config trial ``trial`` trained (Tune's ``params.json`` in its folder)."""
+        path = self.path / trial / PARAMS_FILE
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise UserError(f"{path}: the trial's config is unreadable ({e})") from None
+
     def checkpoint(self, trial: str | None = None) -> Path:
         """The last checkpoint of ``trial`` (default: the best trial), the epoch it is ranked at."""
         from analysis.rank import select

@@ -54,6 +54,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import patch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
@@ -258,20 +259,6 @@ def output_to(log) -> None:
             os.close(copy)
 
 
-@contextlib.contextmanager
-def environ(values: dict[str, str]) -> None:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def custom_storage() -> bool:
     """Whether build_tuner hands Ray a storage filesystem of its own (whole-file writes)."""
     import search_spaces.driver.tuner as tuner
@@ -305,7 +292,7 @@ def run_search(work: Path, record, ray_settings: dict, env: dict[str, str], log,
     timeline = work / f"{record.name}.timeline.jsonl"
     fn = Timed(trainable or train_segmentation, str(timeline))
     cpu0, daemons0 = driver_cpu(), daemons_cpu()
-    with environ({SNAPSHOT_ENV: "0", **env}), output_to(log):
+    with patch.dict(os.environ, {SNAPSHOT_ENV: "0", **env}), output_to(log):
         t0, start = time.time(), time.perf_counter()
         results = build_tuner(exp_dir, record, False, trainable_fn=fn, ray_settings=ray_settings).fit()
         settle(results, exp_dir, record)

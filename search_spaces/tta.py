@@ -1,6 +1,6 @@
 """Test-time augmentation: subsets of scales and flip, scored on a trained checkpoint.
 
-Not a training space: ``launch.py --space tta --checkpoint PATH`` computes each scale's (and the
+Not a training space: ``python launch.py tta EXP`` (or a checkpoint) computes each scale's (and the
 flip's) probabilities once per image and scores every combination from them.
 """
 

@@ -170,7 +170,8 @@ def test_killed_search_resumes_without_losing_or_rerunning_trials(tiny_master, t
         assert after[name] == before[name], name  # a finished trial is neither lost nor rerun
 
 
-def test_ctrl_c_saves_the_search_and_resume_finishes_it(tiny_master, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_saves_the_search_and_resume_finishes_it(tiny_master, tmp_path, sig):
     exp = tmp_path / "int"
     proc = launch("search", "--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path),
                   "--name", "int", "--num-samples", "3", "--set", "train.epochs=2", "--grace-period", "2",
@@ -178,13 +179,16 @@ def test_ctrl_c_saves_the_search_and_resume_finishes_it(tiny_master, tmp_path):
     deadline = time.time() + 300
     while time.time() < deadline and not sum(1 for t in _journal_trials(exp) if t.state.is_finished()):
         time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the whole foreground group
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # as Ctrl-C in a terminal: the whole foreground group
+    else:
+        os.kill(proc.pid, sig)  # as a scheduler ending a job: the driver alone
     out = proc.communicate(timeout=300)[0]
-    assert proc.returncode == 130, out[-3000:]
+    assert proc.returncode == 128 + sig, out[-3000:]
     assert "Traceback" not in out
-    assert re.search(r"^interrupted \(SIGINT\): [12] of 3 trials ended", out, re.MULTILINE), out[-3000:]
+    assert re.search(rf"^interrupted \({sig.name}\): [12] of 3 trials ended", out, re.MULTILINE), out[-3000:]
     assert f"python launch.py resume {exp}" in out and "Tuner.restore(" not in out
-    summary = out[out.index("interrupted (SIGINT)"):]
+    summary = out[out.index(f"interrupted ({sig.name})"):]
     assert not re.search(r"^(best trial|baseline|next:|trials +\d+ ended)", out, re.MULTILINE), summary
     assert "python -m analysis" not in summary and "retrain" not in summary  # nothing reads as a finished search
 

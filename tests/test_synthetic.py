@@ -5,6 +5,7 @@ import numpy as np
 
 from trainable.classes import NUM_CLASSES
 from trainable.decode import read_mask
+from trainable.layout import TEMP_MARK
 from trainable.synthetic import EASY, HARD, draw_face, ensure_synthetic, main
 
 
@@ -69,4 +70,14 @@ def test_ensure_synthetic_generates_once(tmp_path, monkeypatch):
     stamp = (root / "synthetic.json").stat().st_mtime_ns
     assert ensure_synthetic(size=64, n_train=2, n_val=1, n_test=0) == root
     assert (root / "synthetic.json").stat().st_mtime_ns == stamp
-    assert not list(tmp_path.glob(".*.tmp-*"))
+    assert not list(tmp_path.glob(f"{TEMP_MARK}*"))  # built aside and renamed: nothing half-built left
+
+
+def test_a_half_written_set_left_by_a_killed_run_is_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACESEARCH_CACHE", str(tmp_path))
+    root = ensure_synthetic(size=64, n_train=2, n_val=1, n_test=0)
+    (root / "synthetic.json").unlink()  # what an older version, killed while generating, left
+    (root / "stray.txt").write_text("half")
+    assert ensure_synthetic(size=64, n_train=2, n_val=1, n_test=0) == root
+    assert (root / "synthetic.json").is_file() and not (root / "stray.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [root.name]

@@ -19,7 +19,8 @@ def cli_errors(main: Callable[..., int]) -> Callable[..., int]:
     An error that lists several problems (``problems``, e.g. one per bad file) prints one
     ``error:`` line each; any other error is one ``error:`` line, and whatever further lines its
     message has (a library's explanation) follow indented. An ``OSError`` about a path (a name too
-    long, a permission, a full disk) is one ``error:`` line with the path and the reason.
+    long, a permission, a full disk) is one ``error:`` line with the path and the reason. Ctrl-C is
+    one ``interrupted`` line and exit code 130 (what a shell reports for SIGINT).
     """
 
     @functools.wraps(main)
@@ -37,6 +38,9 @@ def cli_errors(main: Callable[..., int]) -> Callable[..., int]:
                     if line.strip():
                         print(f"    {line}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # Ctrl-C outside a search (which handles its own): nothing half-written
+            print("interrupted", file=sys.stderr)
+            return 130
         except OSError as e:
             if e.filename is None:
                 raise

@@ -28,10 +28,10 @@ import torch
 from trainable.build import build_run, run_epoch
 from trainable.config import Config, flatten, merge_flags
 from trainable.errors import UserError
-from trainable.layout import MODEL_FILE, PARAMS_FILE, RETRAIN_FILES, replacing
+from trainable.layout import MODEL_FILE, RETRAIN_FILES, replacing
 from trainable.loop import evaluate
 
-__all__ = ["RetrainJob", "format_results", "machine_info", "plan_retrain", "retrain", "trial_params"]
+__all__ = ["RetrainJob", "format_results", "machine_info", "plan_retrain", "retrain"]
 
 HELD_OUT_NOTE = ("trained on train+val: the val mIoU below was measured on images the model trained on and "
                  "is not a held-out estimate")
@@ -47,22 +47,19 @@ class RetrainJob:
     threads: int  # torch's CPU threads: the trial's own, so that its figures repeat
     search_score: float
 
-
-def trial_params(trial_dir: Path) -> dict:
-    """The config a trial trained (Tune's ``params.json`` in its folder)."""
-    path = Path(trial_dir) / PARAMS_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path}: the trial's config is unreadable ({e})") from None
+    def describe(self, metric_name: str) -> str:
+        return (f"retraining {self.trial} (search {metric_name} {self.search_score:.2f}) with seed "
+                f"{self.cfg.train.seed} for {self.cfg.train.epochs} epochs on {self.cfg.data.train_on}, "
+                f"{self.threads} CPU threads as in the trial -> {self.out}")
 
 
 def plan_retrain(trials: list[tuple[str, dict, int, float]], out_root: Path, *, epochs: int | None = None,
                  seeds: int = 1, seed: int | None = None, train_on: str | None = None, data: str | None = None,
                  overrides: dict[str, Any] | None = None) -> list[RetrainJob]:
-    """One job per (trial, seed) for ``trials`` given as (name, params, threads, search score): the
+    """One job per (trial, seed) for ``trials`` given as (name, config, threads, search score): the
     trial's config with the flags and ``--set`` applied, seeds counting up from ``seed`` (default:
     the trial's); refused before any training if an output folder exists."""
+    data = data and str(Path(data).expanduser().resolve())
     jobs = []
     for name, params, threads, score in trials:
         flags = {"train.epochs": ("--epochs", epochs), "data.train_on": ("--train-on", train_on),
@@ -71,7 +68,7 @@ def plan_retrain(trials: list[tuple[str, dict, int, float]], out_root: Path, *, 
         first = int(flat["train.seed"])
         for k in range(seeds):
             cfg = Config.from_dict({**flat, "train.seed": first + k})
-            out = Path(out_root) / (name + (f"-seed{cfg.train.seed}" if seeds > 1 else ""))
+            out = Path(out_root).expanduser() / (name + (f"-seed{cfg.train.seed}" if seeds > 1 else ""))
             if out.exists():
                 raise UserError(f"{out}: already exists; choose another --out or remove it")
             jobs.append(RetrainJob(name, cfg, out, threads, score))

@@ -124,7 +124,7 @@ class ExperimentRecord:
 
     @property
     def searched(self) -> list[str]:
-        return [] if self.ablation else list(self.search_space.params)
+        return list(self.search_space.params)
 
     @property
     def levels(self) -> dict[str, list]:

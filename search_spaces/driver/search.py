@@ -11,6 +11,7 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import patch  # patch.dict: set environment variables for a block, then restore them
 
 from search_spaces.driver.record import ExperimentRecord
 from search_spaces.driver.searcher import journal_storage
@@ -112,7 +113,7 @@ def run_search(exp_dir: Path, record: ExperimentRecord, restore: bool, trainable
         exp_dir.mkdir(parents=True, exist_ok=True)
         record.write(exp_dir)
     env = {**TUNE_ENV, **{k: os.environ[k] for k in TUNE_ENV if k in os.environ}, **TUNE_ENV_FORCED}
-    with _environ(env), _stop_on_signals() as received, _without_tunes_resume_hint():
+    with patch.dict(os.environ, env), _stop_on_signals() as received, _without_tunes_resume_hint():
         results = build_tuner(exp_dir, record, restore=restore, trainable_fn=trainable_fn).fit()
     if received:
         return SearchOutcome(results, interrupted=signal.Signals(received[0]).name)
@@ -158,20 +159,6 @@ def _without_tunes_resume_hint() -> Iterator[None]:
         yield
     finally:
         log.removeFilter(drop)
-
-
-@contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    before = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def settle(results, exp_dir: Path, record: ExperimentRecord) -> None:

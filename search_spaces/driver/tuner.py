@@ -113,7 +113,7 @@ def progress_reporter(record: ExperimentRecord):
     parameter under its short name, the epoch and the metric; the best trial's line names only the
     searched parameters, not the whole config. (Tune's newer output ignores a reporter: the search
     turns it off, see ``search.run_search``.)"""
-    keys = record.searched or list(record.levels)
+    keys = list(record.levels) if record.ablation else record.searched
     return _Progress(parameter_columns={k.replace(".", "/"): k.split(".")[-1] for k in keys},
                      metric_columns={"epoch": "epoch", record.metric: record.metric_name},
                      max_report_frequency=PROGRESS_EVERY_S, print_intermediate_tables=True)
