@@ -170,7 +170,9 @@ def test_killed_search_resumes_without_losing_or_rerunning_trials(tiny_master, t
         assert after[name] == before[name], name  # a finished trial is neither lost nor rerun
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+# SIGTERM takes the same path as Ctrl-C (only the signal differs): slow, to keep the default run short
+@pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, id="ctrl-c"),
+                                 pytest.param(signal.SIGTERM, id="sigterm", marks=pytest.mark.slow)])
 def test_ctrl_c_saves_the_search_and_resume_finishes_it(tiny_master, tmp_path, sig):
     exp = tmp_path / "int"
     proc = launch("search", "--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path),
