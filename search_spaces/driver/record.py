@@ -49,6 +49,8 @@ METRICS = {"val_miou": "val mIoU"}
 _TTA_IS_NOT_SEARCHED = ("--space tta: TTA is scored on a trained checkpoint, not searched: python launch.py tta EXP "
                         "(the best trial's last checkpoint) or python launch.py tta CHECKPOINT")
 
+_HINT = "pass the folder that launch.py printed as 'results'"
+
 # flags that are another name for a config key: stated once, in the config
 SHORTHANDS = {"max_epochs": "train.epochs", "seed": "train.seed", "max_params": "model.max_params",
               "data": "data.root"}
@@ -161,6 +163,9 @@ class ExperimentRecord:
             raise UserError(f"metric {self.metric!r}: valid metrics are {', '.join(METRICS)}")
         if self.mode not in ("max", "min"):
             raise UserError(f"mode {self.mode!r}: must be max or min")
+        if self.seeds != 1 and not self.ablation:
+            raise UserError(f"--seeds {self.seeds}: repeats each configuration of an --ablation; add --ablation, "
+                            f"or give a sampled search another --seed")
 
     # ---- on disk ----
     def to_dict(self) -> dict:
@@ -175,10 +180,9 @@ class ExperimentRecord:
     def from_dict(cls, d: dict, where: str = EXPERIMENT_FILE) -> ExperimentRecord:
         """A record from its JSON form (of this version or the previous one); a bad key or value is a
         one-line error naming ``where``."""
-        hint = "pass the folder that launch.py printed as 'experiment'"
         if not isinstance(d, dict) or not ("version" in d or {"space", "settings", "base_config"} <= set(d)):
             raise UserError(f"{where}: not an experiment record written by launch.py (no version or settings); "
-                            f"{hint}")
+                            f"{_HINT}")
         version = d.get("version", 1)
         if version == 1:
             d = _from_version_1(d)
@@ -194,12 +198,14 @@ class ExperimentRecord:
         missing = sorted(f.name for f in dataclasses.fields(cls)
                          if f.name in known and f.default is dataclasses.MISSING and f.name not in given)
         if missing:
-            raise UserError(f"{where}: the experiment record has no {', '.join(missing)}; {hint}")
+            raise UserError(f"{where}: the experiment record has no {', '.join(missing)}; {_HINT}")
         for f in dataclasses.fields(cls):
             if f.name in given and f.name != "config":
                 given[f.name] = _typed(where, f.name, f.type, given[f.name])
+        if not isinstance(given["config"], dict):
+            raise UserError(f"{where}: config={given['config']!r} in the experiment record: expected an object")
         try:
-            given["config"] = Config.from_dict(given["config"] if isinstance(given["config"], dict) else {"?": 0})
+            given["config"] = Config.from_dict(given["config"])
             return cls(**given, read_version=version)
         except UserError as e:
             raise UserError(f"{where}: {e}") from None
@@ -246,17 +252,16 @@ def read_record(exp_dir: str | Path, for_resume: bool = False) -> ExperimentReco
     """
     exp_dir = Path(exp_dir).expanduser()
     path = exp_dir / EXPERIMENT_FILE
-    hint = "pass the folder that launch.py printed as 'experiment'"
     try:
         is_file = path.is_file()
     except OSError as e:  # e.g. a name longer than the file system allows
-        raise UserError(f"{exp_dir}: not usable as an experiment directory ({e.strerror}); {hint}") from None
+        raise UserError(f"{exp_dir}: not usable as an experiment directory ({e.strerror}); {_HINT}") from None
     if not is_file:
-        raise UserError(f"{exp_dir}: not an experiment directory (no {EXPERIMENT_FILE}); {hint}")
+        raise UserError(f"{exp_dir}: not an experiment directory (no {EXPERIMENT_FILE}); {_HINT}")
     try:
         data = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"{path}: unreadable ({e}); {hint}") from None
+        raise UserError(f"{path}: unreadable ({e}); {_HINT}") from None
     record = ExperimentRecord.from_dict(data, str(path))
     if for_resume and record.read_version < RECORD_VERSION and has_tune_state(exp_dir):
         raise UserError(f"{exp_dir}: run by an earlier version of facesearch (experiment record version "
