@@ -1,10 +1,13 @@
-"""Turn an experiment directory into ablation tables, importances and plots for a report.
+"""Turn an experiment directory into ablation tables, importances and plots for a report; rank its
+trials (the one notion of the best trial) and summarise a search that returned.
 
     python -m analysis EXP_DIR [--out DIR] [--format md,tex,csv]
 """
 
-from analysis.load import Experiment, load_experiment, load_study
+from analysis.load import Experiment, checkpoint_of, load_experiment, load_study
+from analysis.rank import best_first, rank, select
 from analysis.report import to_latex, to_markdown, write_report
+from analysis.summary import search_summary
 from analysis.tables import (
     ablation_table,
     configurations_table,
@@ -17,12 +20,17 @@ from analysis.tables import (
 __all__ = [
     "Experiment",
     "ablation_table",
+    "best_first",
+    "checkpoint_of",
     "configurations_table",
     "factor_tables",
     "importance_table",
     "load_experiment",
     "load_study",
     "per_class_table",
+    "rank",
+    "search_summary",
+    "select",
     "to_latex",
     "to_markdown",
     "trial_summary",
