@@ -43,7 +43,7 @@ def search_record(args):
                       num_samples=args.num_samples, grace_period=args.grace_period,
                       reduction_factor=args.reduction_factor, cpus_per_trial=args.cpus_per_trial,
                       gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
-                      ablation=args.ablation, seeds=args.seeds, command=args.command)
+                      ablation=args.ablation, seeds=args.seeds, metric=args.metric, command=args.command)
 
 
 def resume(args) -> int:
@@ -136,6 +136,8 @@ VERBS = {
         "--gpus-per-trial": dict(type=float, help="GPUs per trial; fractions pack small models (e.g. 0.25)"),
         "--max-concurrent": dict(type=int, default=0, help="trials running at once (0: as resources allow)"),
         "--max-params": dict(type=int, help="parameter budget (model.max_params; default 2,000,000; 0: none)"),
+        "--metric": dict(default="val_miou", help="what ASHA, Optuna and the ranking maximise: val_miou (the course's "
+                                                  "mIoU) or val_fscore (the 2025 per-image F-score)"),
         "--ablation": dict(action="store_true", help="one factor at a time from the baseline over its levels"),
         "--seeds": dict(type=int, default=1, help="repeats of each ablation configuration"),
         "--name": dict(help="experiment name (default <space>-<date>-<time>)"),

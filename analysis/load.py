@@ -32,7 +32,7 @@ from trainable.layout import (
 
 __all__ = ["Experiment", "checkpoint_of", "failures", "load_experiment", "load_study", "stop_reason", "trial_status"]
 
-METRICS = ("val_miou", "val_acc", "val_mean_f1", "val_loss", "train_loss", "lr")
+METRICS = ("val_miou", "val_fscore", "val_acc", "val_mean_f1", "val_loss", "train_loss", "lr")
 
 
 @dataclass

@@ -57,5 +57,5 @@ def search_summary(exp_dir: str | Path, interrupted: str = "") -> list[str]:
 
 def _scored(row, record) -> str:
     base = " (the baseline)" if row["is_baseline"] else ""
-    return (f"{row['trial']}: {record.metric_name} {row['score']:.2f} at epoch {int(row['epochs'])} of "
+    return (f"{row['trial']}: {record.metric_name} {row['score']:.4g} at epoch {int(row['epochs'])} of "
             f"{record.max_t}{base}")

@@ -116,3 +116,86 @@ def test_evaluate_refuses_bad_predictions(tmp_path, capsys, case, message):
     assert main(["evaluate", str(tmp_path / "p"), str(tmp_path / "t")]) == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("error: ") and "Traceback" not in err
+
+
+def fscore_by_definition(preds, gts):
+    """The 2025 grader's score, written out from its definition: per image, for each class value in
+    that image's ground truth, F1 from pixel counts with 1e-7 in each denominator; mean over those
+    classes, then over images."""
+    per_image = []
+    for p, g in zip(preds, gts):
+        scores = []
+        for c in np.unique(g):
+            tp = int(((p == c) & (g == c)).sum())
+            fp = int(((p == c) & (g != c)).sum())
+            fn = int(((p != c) & (g == c)).sum())
+            precision, recall = tp / (tp + fp + 1e-7), tp / (tp + fn + 1e-7)
+            scores.append(2 * precision * recall / (precision + recall + 1e-7))
+        per_image.append(sum(scores) / len(scores))
+    return sum(per_image) / len(per_image)
+
+
+def _fscore(preds, gts) -> float:
+    from trainable.metrics import image_confusion, image_fscores
+
+    confs = image_confusion(torch.from_numpy(np.stack(preds)), torch.from_numpy(np.stack(gts)))
+    return float(image_fscores(confs).mean())
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fscore_equals_its_definition_on_random_masks(seed):
+    rng = np.random.default_rng(seed)
+    gts = [rng.integers(0, int(rng.integers(2, 19)), (24, 24)) for _ in range(5)]  # images lack some classes
+    preds = [np.where(rng.random(g.shape) < 0.7, g, rng.integers(0, 19, g.shape)) for g in gts]
+    assert _fscore(preds, gts) == pytest.approx(fscore_by_definition(preds, gts), abs=1e-12)
+
+
+def _f1(tp: int, fp: int, fn: int) -> float:
+    precision, recall = tp / (tp + fp + 1e-7), tp / (tp + fn + 1e-7)
+    return 2 * precision * recall / (precision + recall + 1e-7)
+
+
+# hand-made masks: (prediction, truth, score), the counts of each scored class read off by hand
+HAND_MADE = [
+    (np.array([[0, 0], [1, 1]]), np.array([[0, 0], [1, 1]]), (_f1(2, 0, 0) + _f1(2, 0, 0)) / 2),  # perfect
+    (np.zeros((2, 2)), np.zeros((2, 2)), _f1(4, 0, 0)),  # truth all background: one class scored
+    # truth all background, one pixel predicted as class 5, which the truth lacks: class 5 is not
+    # scored itself, its pixel is a miss of background (3 TP, 0 FP, 1 FN)
+    (np.array([[0, 0], [0, 5]]), np.zeros((2, 2)), _f1(3, 0, 1)),
+    # a class-1 pixel predicted as 7: class 1 has 1 TP and 1 FN, background is perfect, 7 is not scored
+    (np.array([[0, 0], [1, 7]]), np.array([[0, 0], [1, 1]]), (_f1(2, 0, 0) + _f1(1, 0, 1)) / 2),
+    # a true class never predicted scores 0 and counts in the mean; its pixel is a false positive of background
+    (np.zeros((2, 2)), np.array([[0, 0], [0, 3]]), (_f1(3, 1, 0) + 0.0) / 2),
+]
+
+
+@pytest.mark.parametrize("pred, truth, expected", HAND_MADE, ids=["perfect", "all-background", "absent-class",
+                                                                  "wrong-class", "missed-class"])
+def test_fscore_on_hand_made_masks(pred, truth, expected):
+    pred, truth = pred.astype(np.int64), truth.astype(np.int64)
+    assert _fscore([pred], [truth]) == pytest.approx(expected, abs=1e-12)
+    assert fscore_by_definition([pred], [truth]) == pytest.approx(expected, abs=1e-12)
+
+
+def test_the_set_score_is_the_mean_over_images_not_over_pixels():
+    small, big = np.zeros((2, 2), np.int64), np.zeros((8, 8), np.int64)
+    pred_small, pred_big = small.copy(), big.copy()
+    pred_small[0, 0] = 5  # a quarter wrong in the small image, nothing wrong in the big one
+    expected = (_f1(3, 0, 1) + _f1(64, 0, 0)) / 2
+    from trainable.metrics import image_fscores
+
+    scores = [image_fscores(confusion_matrix(p, g))[0] for p, g in ((pred_small, small), (pred_big, big))]
+    assert float(np.mean(scores)) == pytest.approx(expected, abs=1e-12)
+
+
+def test_evaluate_prints_the_fscore_beside_the_miou(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    gts = {str(i): rng.integers(0, 6, (12, 12)) for i in range(3)}
+    preds = {k: np.where(rng.random(g.shape) < 0.8, g, 0) for k, g in gts.items()}
+    _write(tmp_path / "t", gts)
+    _write(tmp_path / "p", preds)
+    metrics, _, _ = evaluate_folders(tmp_path / "p", tmp_path / "t")
+    expected = fscore_by_definition([preds[k] for k in sorted(gts)], [gts[k] for k in sorted(gts)])
+    assert metrics.fscore == pytest.approx(expected, abs=1e-12)
+    assert main(["evaluate", str(tmp_path / "p"), str(tmp_path / "t")]) == 0
+    assert f"F-score{expected:>15.4f}" in capsys.readouterr().out

@@ -59,6 +59,8 @@ def test_predictions_score_what_the_retrain_reported(retrained, tiny_master, tmp
     metrics, _, _ = evaluate_folders(preds, tiny_master / "val" / "val_mask")
     expected = summary["val_miou_tta"] if tta else summary["val_miou"]
     assert metrics.miou == pytest.approx(expected, abs=1e-9)
+    if not tta:  # the per-image F-score of training's validation pass, from the same masks
+        assert metrics.fscore == pytest.approx(summary["val_fscore"], abs=1e-9)
 
 
 def test_large_images_give_large_masks_unless_size_is_set(retrained, tiny_master, tmp_path):

@@ -164,6 +164,7 @@ def run_epoch(run: Run, epoch: int) -> dict:
         "val_miou": metrics.miou,
         "val_acc": metrics.acc,
         "val_mean_f1": metrics.mean_f1,
+        "val_fscore": metrics.fscore,
         "val_loss": val_loss,
         "train_loss": stats["train_loss"],
         "lr": stats["lr"],

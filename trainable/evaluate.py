@@ -1,4 +1,5 @@
-"""Score a folder of predicted masks against a folder of true masks, exactly as the course does.
+"""Score a folder of predicted masks against a folder of true masks as the graders do: the course's
+mIoU and the 2025 edition's per-image F-score.
 
     python launch.py evaluate PRED_DIR TRUTH_DIR
 
@@ -9,6 +10,7 @@ prediction of the same size; extra predictions are ignored with a note.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ import numpy as np
 from trainable.classes import CLASSES, NUM_CLASSES
 from trainable.decode import read_mask
 from trainable.errors import UserError
-from trainable.metrics import SegMetrics, compute_metrics, confusion_matrix
+from trainable.metrics import SegMetrics, compute_metrics, confusion_matrix, image_fscores
 
 __all__ = ["evaluate_folders", "format_report"]
 
@@ -53,6 +55,7 @@ def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path) -> tuple[SegMe
     extra = len(preds.keys() - truths.keys())
     notes = [f"{extra} predictions without a true mask were ignored"] if extra else []
     conf = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    fscores = []
     for stem, truth_path in sorted(truths.items()):
         pred, truth = _read(preds[stem]), _read(truth_path)
         if pred.shape != truth.shape:
@@ -62,14 +65,17 @@ def evaluate_folders(pred_dir: str | Path, truth_dir: str | Path) -> tuple[SegMe
         for arr, path in ((pred, preds[stem]), (truth, truth_path)):
             if arr.max(initial=0) >= NUM_CLASSES:
                 raise UserError(f"{path}: values above {NUM_CLASSES - 1}; masks must hold class indices 0..18")
-        conf += confusion_matrix(pred, truth)
-    return compute_metrics(conf), notes, len(truths)
+        image = confusion_matrix(pred, truth)
+        conf += image
+        fscores.append(image_fscores(image)[0])
+    return replace(compute_metrics(conf), fscore=float(np.mean(fscores))), notes, len(truths)
 
 
 def format_report(m: SegMetrics, n_images: int | None = None) -> str:
     """The mIoU summary and per-class table as printed by the command line."""
     lines = [] if n_images is None else [f"{'images':<14}{n_images:>8}"]
-    lines += [f"{'mIoU':<14}{m.miou:>8.3f}", f"{'pixel acc':<14}{m.acc:>8.3f}", f"{'mean F1':<14}{m.mean_f1:>8.3f}"]
+    lines += [f"{'mIoU':<14}{m.miou:>8.3f}", f"{'F-score':<14}{m.fscore:>8.4f}  (2025: per image, 0..1)",
+              f"{'pixel acc':<14}{m.acc:>8.3f}", f"{'mean F1':<14}{m.mean_f1:>8.3f}"]
     if m.absent:
         lines.append(f"note: {len(m.absent)} classes appear in neither prediction nor truth ({', '.join(m.absent)}): "
                      f"the course evaluator's mean over all 19 classes is NaN; mIoU above is over the other "

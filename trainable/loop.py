@@ -9,6 +9,7 @@ import math
 import random
 from collections.abc import Sequence
 from contextlib import nullcontext
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainable.config import OptimConfig, TrainConfig
-from trainable.metrics import SegMetrics, compute_metrics, confusion_matrix
+from trainable.metrics import SegMetrics, compute_metrics, image_confusion, image_fscores
 from trainable.tta import tta_probs
 
 __all__ = [
@@ -127,14 +128,15 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, optimizer: t
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device, scales: Sequence[float] = (1.0,),
              flip: bool = False, amp: bool = True, channels_last: bool = True) -> tuple[SegMetrics, float]:
-    """Metrics over the whole loader, scored at each mask's own resolution, and the mean NLL.
+    """Metrics over the whole loader (the set's confusion matrix, and each image's for the 2025
+    F-score), scored at each mask's own resolution, and the mean NLL.
 
     The loss is the negative log-likelihood of the (TTA-averaged) prediction, unweighted, so it
     compares across trials whose training losses differ.
     """
     model.eval()
     memory_format = torch.channels_last if channels_last and device.type == "cuda" else torch.contiguous_format
-    conf = None
+    conf, fscores = None, []
     nll, pixels = torch.zeros((), device=device, dtype=torch.float64), 0
     for images, masks in loader:
         images = images.to(device, non_blocking=True).to(memory_format=memory_format)
@@ -143,6 +145,8 @@ def evaluate(model: nn.Module, loader, device: torch.device, scales: Sequence[fl
             probs = tta_probs(model, images, scales, flip, out_size=masks.shape[-2:])
         nll += F.nll_loss(probs.clamp_min(1e-8).log(), masks, reduction="sum").double()
         pixels += masks.numel()
-        batch_conf = confusion_matrix(probs.argmax(dim=1), masks)
-        conf = batch_conf if conf is None else conf + batch_conf
-    return compute_metrics(conf), (nll / max(1, pixels)).item()
+        per_image = image_confusion(probs.argmax(dim=1), masks)
+        fscores.append(image_fscores(per_image))
+        conf = per_image.sum(0) if conf is None else conf + per_image.sum(0)
+    metrics = replace(compute_metrics(conf), fscore=float(np.concatenate(fscores).mean()))
+    return metrics, (nll / max(1, pixels)).item()

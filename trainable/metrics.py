@@ -7,6 +7,12 @@ with no ignore index. A class with zero union over the whole set makes that mean
 per-class NaN, name the class in ``absent`` and give ``miou`` over the defined classes, so a tiny
 validation set does not silently turn into NaN. Whenever every class occurs, ``miou`` equals the
 course figure exactly (``course_miou``).
+
+The 2025 edition scores a per-image F-score instead (``image_fscores``): in each image, for every
+class present in its ground truth, F1 from that image's pixel counts with 1e-7 in each denominator,
+averaged over those classes; the set's score is the mean over images, in 0..1 as the grader gives
+it. A class predicted where the truth lacks it is not scored itself: its pixels count only as
+misses (false negatives) of the true classes there.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ import torch
 
 from trainable.classes import CLASSES, NUM_CLASSES
 
-__all__ = ["SegMetrics", "compute_metrics", "confusion_matrix"]
+__all__ = ["SegMetrics", "compute_metrics", "confusion_matrix", "image_confusion", "image_fscores"]
+
+EPS = 1e-7  # in each denominator of the 2025 grader's precision, recall and F1
 
 
 def confusion_matrix(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
@@ -37,6 +45,28 @@ def confusion_matrix(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.
     return torch.bincount(idx, minlength=n2).reshape(num_classes, num_classes)
 
 
+def image_confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    """One ``[truth, prediction]`` confusion matrix per image of a ``(B, H, W)`` batch: ``(B, C, C)``."""
+    if pred.shape != target.shape:
+        raise ValueError(f"prediction shape {tuple(pred.shape)} differs from truth {tuple(target.shape)}")
+    b, n2 = pred.shape[0], num_classes * num_classes
+    offset = torch.arange(b, device=pred.device).view(b, *[1] * (pred.dim() - 1)) * n2
+    idx = (offset + target.long() * num_classes + pred.long()).reshape(-1)
+    return torch.bincount(idx, minlength=b * n2).reshape(b, num_classes, num_classes)
+
+
+def image_fscores(confs: torch.Tensor | np.ndarray) -> np.ndarray:
+    """The 2025 grader's F-score of each image from its confusion matrix (``(B, C, C)`` or ``(C, C)``)."""
+    conf = np.asarray(torch.as_tensor(confs).cpu(), dtype=np.float64).reshape(-1, *np.shape(confs)[-2:])
+    tp = np.diagonal(conf, axis1=1, axis2=2)
+    gt, pred = conf.sum(axis=2), conf.sum(axis=1)
+    precision = tp / (pred + EPS)  # TP / (TP + FP + 1e-7)
+    recall = tp / (gt + EPS)  # TP / (TP + FN + 1e-7)
+    f1 = 2 * precision * recall / (precision + recall + EPS)
+    present = gt > 0
+    return np.where(present, f1, 0).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
+
+
 @dataclass(frozen=True)
 class SegMetrics:
     """Metrics from one confusion matrix; IoU, accuracy and F1 are in percent."""
@@ -47,6 +77,7 @@ class SegMetrics:
     miou: float  # mean IoU over the classes with non-zero union
     mean_f1: float
     absent: tuple[str, ...]  # classes with zero union (neither predicted nor present)
+    fscore: float = float("nan")  # the 2025 per-image F-score (0..1), from per-image counts
 
     @property
     def course_miou(self) -> float:

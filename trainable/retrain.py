@@ -48,7 +48,7 @@ class RetrainJob:
     search_score: float
 
     def describe(self, metric_name: str) -> str:
-        return (f"retraining {self.trial} (search {metric_name} {self.search_score:.2f}) with seed "
+        return (f"retraining {self.trial} (search {metric_name} {self.search_score:.4g}) with seed "
                 f"{self.cfg.train.seed} for {self.cfg.train.epochs} epochs on {self.cfg.data.train_on}, "
                 f"{self.threads} CPU threads as in the trial -> {self.out}")
 
@@ -125,7 +125,8 @@ def retrain(cfg: Config, out: Path, threads: int | None = None, log=print) -> di
         rows = []
         for epoch in range(cfg.train.epochs):
             m = run_epoch(run, epoch)
-            rows.append({k: m[k] for k in ("epoch", "train_loss", "val_miou", "val_acc", "val_loss", "lr")})
+            rows.append({k: m[k] for k in ("epoch", "train_loss", "val_miou", "val_fscore", "val_acc", "val_loss",
+                                           "lr")})
             log(f"  epoch {m['epoch']:>3}/{cfg.train.epochs}  train loss {m['train_loss']:.4f}  "
                 f"val mIoU {m['val_miou']:.2f}")
         with_tta, _ = evaluate(run.model, run.val_loader, run.device, tta_scales, tta_flip, cfg.train.amp,
@@ -134,6 +135,7 @@ def retrain(cfg: Config, out: Path, threads: int | None = None, log=print) -> di
     notes += [GPU_NOTE] if run.device.type == "cuda" else []
     summary = {
         "val_miou": rows[-1]["val_miou"],
+        "val_fscore": rows[-1]["val_fscore"],
         "val_acc": rows[-1]["val_acc"],
         "val_miou_tta": with_tta.miou,
         "tta_scales": list(tta_scales),

@@ -44,7 +44,7 @@ __all__ = [
 RECORD_VERSION = 2  # 1: written before the record was typed (settings dict beside base_config)
 
 # what a search can maximise (each trial reports it every epoch), with the name a summary shows
-METRICS = {"val_miou": "val mIoU"}
+METRICS = {"val_miou": "val mIoU", "val_fscore": "val F-score"}
 
 _TTA_IS_NOT_SEARCHED = ("--space tta: TTA is scored on a trained checkpoint, not searched: python launch.py tta EXP "
                         "(the best trial's last checkpoint) or python launch.py tta CHECKPOINT")
@@ -160,7 +160,7 @@ class ExperimentRecord:
             raise UserError(f"--grace-period {self.grace_period}: more than the {self.max_t} epochs of a full trial "
                             f"(train.epochs); ASHA could never stop a trial early: choose at most {self.max_t}")
         if self.metric not in METRICS:
-            raise UserError(f"metric {self.metric!r}: valid metrics are {', '.join(METRICS)}")
+            raise UserError(f"--metric {self.metric}: valid metrics are {', '.join(METRICS)}")
         if self.mode not in ("max", "min"):
             raise UserError(f"mode {self.mode!r}: must be max or min")
         if self.seeds != 1 and not self.ablation:
@@ -275,7 +275,7 @@ def new_record(space: str, *, name: str | None = None, gpus: int | None = None,
                max_epochs: int | None = None, max_params: int | None = None, num_samples: int | None = None,
                grace_period: int | None = None, reduction_factor: float | None = None,
                cpus_per_trial: float | None = None, gpus_per_trial: float | None = None, max_concurrent: int = 0,
-               ablation: bool = False, seeds: int = 1, command: str = "") -> ExperimentRecord:
+               ablation: bool = False, seeds: int = 1, metric: str = "val_miou", command: str = "") -> ExperimentRecord:
     """The record of a new search from its flags; ``gpus`` is how many GPUs the hardware defaults are
     for (0: the CPU defaults; default: the GPUs visible here, unless ``gpus_per_trial`` is 0)."""
     search_space = get_space(space)
@@ -304,7 +304,7 @@ def new_record(space: str, *, name: str | None = None, gpus: int | None = None,
         num_samples=hw.num_samples if num_samples is None else num_samples, grace_period=grace_period,
         reduction_factor=float(hw.reduction_factor if reduction_factor is None else reduction_factor),
         cpus_per_trial=float(cpus_per_trial), gpus_per_trial=float(gpus_per_trial), max_concurrent=max_concurrent,
-        ablation=ablation, seeds=seeds, created=time.strftime("%Y-%m-%d %H:%M:%S"), command=command)
+        ablation=ablation, seeds=seeds, metric=metric, created=time.strftime("%Y-%m-%d %H:%M:%S"), command=command)
 
 
 def _visible_gpus() -> int:

@@ -231,6 +231,7 @@ CASES = [
          ("resume does not take --set (a flag of search, tta and retrain)",)),
     Case("max-epochs-and-set-disagree", (*SEARCH, "--set", "train.epochs=2", "--max-epochs", "3"),
          ("--max-epochs 3 and --set train.epochs=2 set the same value differently", "give one of them")),
+    Case("unknown-metric", (*SEARCH, "--metric", "dice"), ("--metric dice: valid metrics are val_miou, val_fscore",)),
     Case("seeds-without-ablation", (*SEARCH, "--seeds", "3"), ("--seeds 3: repeats each configuration of an "
                                                                  "--ablation",)),
     Case("seed-and-set-disagree", (*SEARCH, "--seed", "1", "--set", "train.seed=2"),
