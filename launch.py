@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from search_spaces import SPACES
+from trainable.challenges import CHALLENGES
 from trainable.cli import parse_verb
 from trainable.config import parse_overrides
 from trainable.errors import cli_errors
@@ -34,16 +35,11 @@ def search(args) -> int:
     return _fit(create_experiment(record, args.storage_path), record, args, restore=False)
 
 
-def search_record(args):
-    """The experiment record of ``search``'s flags."""
+def search_record(args):  # the experiment record of search's flags (where Ray runs and writes is not in it)
     from search_spaces.driver import new_record
 
-    return new_record(args.space, name=args.name, overrides=parse_overrides(args.set), data=args.data,
-                      seed=args.seed, max_epochs=args.max_epochs, max_params=args.max_params,
-                      num_samples=args.num_samples, grace_period=args.grace_period,
-                      reduction_factor=args.reduction_factor, cpus_per_trial=args.cpus_per_trial,
-                      gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
-                      ablation=args.ablation, seeds=args.seeds, metric=args.metric, command=args.command)
+    flags = {k: v for k, v in vars(args).items() if k not in ("space", "set", "storage_path", *RAY_FLAGS)}
+    return new_record(args.space, overrides=parse_overrides(args.set), **flags)
 
 
 def resume(args) -> int:
@@ -125,6 +121,7 @@ SHARED = {"--data": dict(help="data folder (course or generic layout); by defaul
                                         "the first seed (default: the trial's)")}
 RAY = {"--address": dict(help="join a running Ray cluster (e.g. auto) instead of starting one"),
        "--dashboard-host": dict(default="127.0.0.1", help="interface a local run's dashboard listens on")}
+RAY_FLAGS = [flag[2:].replace("-", "_") for flag in RAY]
 VERBS = {
     "search": (search, "sample and train configurations of a search space, ASHA stopping the weak ones", {}, {
         "--space": dict(required=True, help=", ".join(name for name, space in SPACES.items() if space)),
@@ -136,7 +133,8 @@ VERBS = {
         "--gpus-per-trial": dict(type=float, help="GPUs per trial; fractions pack small models (e.g. 0.25)"),
         "--max-concurrent": dict(type=int, default=0, help="trials running at once (0: as resources allow)"),
         "--max-params": dict(type=int, help="parameter budget (model.max_params; default 2,000,000; 0: none)"),
-        "--metric": dict(default="val_miou", help="what ASHA, Optuna and the ranking maximise: val_miou (the course's "
+        "--challenge": dict(help=f"follow an edition's rules (metric, budget, weights): {', '.join(CHALLENGES)}"),
+        "--metric": dict(help="what ASHA, Optuna and the ranking maximise: val_miou (the course's "
                                                   "mIoU) or val_fscore (the 2025 per-image F-score)"),
         "--ablation": dict(action="store_true", help="one factor at a time from the baseline over its levels"),
         "--seeds": dict(type=int, default=1, help="repeats of each ablation configuration"),

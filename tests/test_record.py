@@ -141,3 +141,25 @@ def test_experiment_record_has_no_stored_copy_of_a_derived_value():
     stored = {f for f in ExperimentRecord.__dataclass_fields__}
     assert not stored & {"max_epochs", "max_t", "seed", "data", "synthetic", "searched", "levels", "baseline",
                          "max_params", "image_size"}
+
+
+@pytest.mark.parametrize("name, metric, max_params", [
+    ("ai6126-2022", "val_miou", 0), ("ce7454-2024", "val_miou", 1_999_999), ("ce7454-2025", "val_fscore", 1_821_084)])
+def test_a_challenge_sets_the_metric_and_the_budget(tmp_path, name, metric, max_params):
+    record = new_record("augmentation", name="exp", gpus=0, challenge=name)
+    assert (record.challenge, record.metric, record.config.model.max_params) == (name, metric, max_params)
+    record.write(tmp_path)
+    assert read_record(tmp_path) == record
+
+
+def test_explicit_flags_override_a_challenge_but_its_rules_hold():
+    record = new_record("augmentation", gpus=0, challenge="ce7454-2025", max_params=5_000_000, metric="val_miou")
+    assert record.config.model.max_params == 5_000_000 and record.metric == "val_miou"
+    assert new_record("augmentation", gpus=0, challenge="ai6126-2022",
+                      overrides={"model.pretrained": "imagenet"}).config.model.pretrained == "imagenet"
+    with pytest.raises(UserError, match=r"model\.pretrained=imagenet: the ce7454-2024 rules allow no pretrained"):
+        new_record("augmentation", gpus=0, challenge="ce7454-2024", overrides={"model.pretrained": "imagenet"})
+    with pytest.raises(UserError, match="valid challenges are ai6126-2022, ce7454-2024, ce7454-2025"):
+        new_record("augmentation", gpus=0, challenge="ce7454-2026")
+    assert new_record("augmentation", gpus=0).metric == "val_miou"  # no challenge: the course mIoU, 2,000,000
+    assert new_record("augmentation", gpus=0).config.model.max_params == 2_000_000

@@ -8,10 +8,12 @@ budget is ``model.max_params``, the data is ``data.root`` (empty: the built-in s
 space. ``search``, ``resume``, ``retrain``, ``tta`` and the analysis all read the same record.
 
 It is built from, in order of precedence: the config defaults and the space's constants, the
-hardware defaults, the flags that are shorthands for config keys (``--max-epochs`` is
-``train.epochs``, ``--seed`` is ``train.seed``, ``--max-params`` is ``model.max_params``,
-``--data`` is ``data.root``), and ``--set``; a shorthand flag and a ``--set`` of the same key that
-disagree are refused rather than one silently winning.
+hardware defaults, the challenge edition's rules (``--challenge``: the metric and the parameter
+budget; pretrained weights where its rules forbid them are refused), the flags that are
+shorthands for config keys (``--max-epochs`` is ``train.epochs``, ``--seed`` is ``train.seed``,
+``--max-params`` is ``model.max_params``, ``--data`` is ``data.root``), and ``--set``; a
+shorthand flag and a ``--set`` of the same key that disagree are refused rather than one silently
+winning.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces import SearchSpace, get_space
+from trainable.challenges import get_challenge
 from trainable.config import Config, flatten, merge_flags
 from trainable.errors import UserError
 from trainable.layout import EXPERIMENT_FILE, has_tune_state, replacing
@@ -97,6 +100,7 @@ class ExperimentRecord:
     seeds: int = 1  # repeats of each ablation configuration
     metric: str = "val_miou"  # what ASHA, Optuna, the summary, the analysis and retrain rank by
     mode: str = "max"
+    challenge: str = ""  # the challenge edition whose rules the search follows (trainable.challenges)
     created: str = ""
     command: str = ""
     # the version of the file this record was read from (not written: a record is always written as
@@ -163,6 +167,12 @@ class ExperimentRecord:
             raise UserError(f"--metric {self.metric}: valid metrics are {', '.join(METRICS)}")
         if self.mode not in ("max", "min"):
             raise UserError(f"mode {self.mode!r}: must be max or min")
+        if self.challenge:
+            rules = get_challenge(self.challenge)
+            if not rules.pretrained and self.config.model.pretrained != "none":
+                raise UserError(f"model.pretrained={self.config.model.pretrained}: the {rules.name} rules allow no "
+                                f"pretrained weights (models are trained from scratch); drop it, or choose another "
+                                f"--challenge")
         if self.seeds != 1 and not self.ablation:
             raise UserError(f"--seeds {self.seeds}: repeats each configuration of an --ablation; add --ablation, "
                             f"or give a sampled search another --seed")
@@ -275,7 +285,8 @@ def new_record(space: str, *, name: str | None = None, gpus: int | None = None,
                max_epochs: int | None = None, max_params: int | None = None, num_samples: int | None = None,
                grace_period: int | None = None, reduction_factor: float | None = None,
                cpus_per_trial: float | None = None, gpus_per_trial: float | None = None, max_concurrent: int = 0,
-               ablation: bool = False, seeds: int = 1, metric: str = "val_miou", command: str = "") -> ExperimentRecord:
+               ablation: bool = False, seeds: int = 1, metric: str | None = None, challenge: str | None = None,
+               command: str = "") -> ExperimentRecord:
     """The record of a new search from its flags; ``gpus`` is how many GPUs the hardware defaults are
     for (0: the CPU defaults; default: the GPUs visible here, unless ``gpus_per_trial`` is 0)."""
     search_space = get_space(space)
@@ -284,6 +295,8 @@ def new_record(space: str, *, name: str | None = None, gpus: int | None = None,
     if gpus is None:
         gpus = _visible_gpus() if gpus_per_trial is None or gpus_per_trial > 0 else 0
     hw = HARDWARE["gpu" if gpus else "cpu"]
+    rules = get_challenge(challenge) if challenge else None
+    preset = {"model.max_params": rules.max_params} if rules else {}  # below the flags: explicit ones win
     flags = {SHORTHANDS[flag]: (f"--{flag.replace('_', '-')}", value) for flag, value in
              (("max_epochs", max_epochs), ("seed", seed), ("max_params", max_params),
               ("data", None if data is None else _data_folder(data)))}
@@ -292,7 +305,7 @@ def new_record(space: str, *, name: str | None = None, gpus: int | None = None,
     if cpus_per_trial is None:
         cpus_per_trial = max(1, int((os.cpu_count() or 2) // max(1, gpus_per_trial))) if gpus else 1
     derived = {"data.num_workers": max(1, int(cpus_per_trial) - 1)} if gpus else {}
-    config = search_space.base_config({**hw.config, **derived, **given})
+    config = search_space.base_config({**hw.config, **derived, **preset, **given})
     if grace_period is None:  # the hardware's, within a full trial
         grace_period = min(hw.grace_period, config.train.epochs)
     elif max_epochs is not None and grace_period > max_epochs:
@@ -304,7 +317,8 @@ def new_record(space: str, *, name: str | None = None, gpus: int | None = None,
         num_samples=hw.num_samples if num_samples is None else num_samples, grace_period=grace_period,
         reduction_factor=float(hw.reduction_factor if reduction_factor is None else reduction_factor),
         cpus_per_trial=float(cpus_per_trial), gpus_per_trial=float(gpus_per_trial), max_concurrent=max_concurrent,
-        ablation=ablation, seeds=seeds, metric=metric, created=time.strftime("%Y-%m-%d %H:%M:%S"), command=command)
+        ablation=ablation, seeds=seeds, metric=metric or (rules.metric if rules else "val_miou"),
+        challenge=challenge or "", created=time.strftime("%Y-%m-%d %H:%M:%S"), command=command)
 
 
 def _visible_gpus() -> int:

@@ -75,8 +75,12 @@ def describe(exp_dir: Path, record: ExperimentRecord) -> list[str]:
         how = (f"ASHA (max {record.max_t} epochs, grace {record.grace_period}, reduction {record.reduction_factor:g})"
                f" + Optuna TPE (seed {record.seed}), {record.num_samples} trials, by {record.metric_name}")
     data = f"the built-in synthetic set at {base.data.image_size} px" if record.synthetic else base.data.root
+    rules = f"{record.challenge}: " if record.challenge else ""
+    budget = f"at most {base.model.max_params:,} parameters" if base.model.max_params else "no parameter budget"
     return [f"results:        {exp_dir}",
             f"data:           {data}",
+            f"rules:          {rules}{record.metric_name}, {budget}, "
+            f"{'from scratch' if base.model.pretrained == 'none' else base.model.pretrained + ' weights'}",
             f"search:         space '{record.space}', {how}",
             f"each trial:     {record.cpus_per_trial:g} CPU, {record.gpus_per_trial:g} GPU, "
             f"{base.data.image_size} px, {record.max_t} epochs",

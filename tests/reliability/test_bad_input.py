@@ -231,6 +231,11 @@ CASES = [
          ("resume does not take --set (a flag of search, tta and retrain)",)),
     Case("max-epochs-and-set-disagree", (*SEARCH, "--set", "train.epochs=2", "--max-epochs", "3"),
          ("--max-epochs 3 and --set train.epochs=2 set the same value differently", "give one of them")),
+    Case("unknown-challenge", (*SEARCH, "--challenge", "ce7454-2026"),
+         ("--challenge ce7454-2026: unknown challenge", "valid challenges are ai6126-2022, ce7454-2024, ce7454-2025")),
+    Case("pretrained-under-from-scratch-rules", (*SEARCH, "--challenge", "ce7454-2025", "--set",
+                                                 "model.pretrained=imagenet"),
+         ("model.pretrained=imagenet: the ce7454-2025 rules allow no pretrained weights",)),
     Case("unknown-metric", (*SEARCH, "--metric", "dice"), ("--metric dice: valid metrics are val_miou, val_fscore",)),
     Case("seeds-without-ablation", (*SEARCH, "--seeds", "3"), ("--seeds 3: repeats each configuration of an "
                                                                  "--ablation",)),
