@@ -89,7 +89,7 @@ def retrain(args) -> int:
         print(job.describe(exp.record.metric_name))
         results.append({"trial": job.trial, "out": str(job.out), "search_score": job.search_score,
                         **train_again(job.cfg, job.out, threads=job.threads)})
-    print("\n".join(format_results(results)))
+    print("\n".join(format_results(results, exp.record.metric, exp.record.metric_name)))
     return 0
 
 

@@ -6,7 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from trainable.data import CACHE_NAME, FaceParsingDataset, find_split, scan_split
+from trainable.config import DataConfig
+from trainable.data import (
+    CACHE_NAME,
+    DataError,
+    FaceParsingDataset,
+    find_split,
+    holdout_names,
+    scan_split,
+    train_and_val,
+)
 from trainable.decode import read_image, read_mask
 
 TRAIN_IMG, TRAIN_MASK = "train/train_image", "train/train_mask"
@@ -81,3 +90,52 @@ def test_image_larger_than_mask_is_resized_to_it(tiny_data):
     ds = FaceParsingDataset(info.images, info.masks, lambda image, mask: {"image": image, "mask": mask})
     image, mask = ds[info.images.index(str(big))]
     assert image.shape == (64, 64, 3) and mask.shape == (64, 64)
+
+
+def _release_2025(tiny_data, root):
+    """The 2025 release's layout: train/images + train/masks and unlabeled test/images, no val."""
+    shutil.copytree(tiny_data / TRAIN_IMG, root / "train/images")
+    shutil.copytree(tiny_data / TRAIN_MASK, root / "train/masks")
+    shutil.copytree(tiny_data / "test/test_image", root / "test/images")
+    return root
+
+
+def test_holdout_is_a_fraction_chosen_by_name_whatever_the_order():
+    names = [f"{i}.jpg" for i in range(40)]
+    held = holdout_names(names, 0.1)
+    assert len(held) == 4 and held == holdout_names(list(reversed(names)), 0.1)
+    assert len(set(holdout_names([*names, *(f"{i}.jpg" for i in range(40, 44))], 0.1)) & set(held)) >= 3  # stable
+    assert len(holdout_names(names[:3], 0.1)) == 1  # at least one
+    with pytest.raises(DataError, match=r"data.val_fraction=1 holds out 3 of 3 training pairs and leaves none"):
+        holdout_names(names[:3], 1.0)
+
+
+def test_data_without_a_validation_split_holds_out_training_pairs(tiny_data, tmp_path):
+    root = _release_2025(tiny_data, tmp_path / "release")
+    notes: list[str] = []
+    train, val = train_and_val(root, DataConfig(root=str(root), val_fraction=0.2), notes)
+    assert (len(train), len(val)) == (8, 2) and not set(train.images) & set(val.images)
+    assert sorted(train.images + val.images) == sorted(scan_split(root, "train").images)
+    assert [os.path.basename(p) for p in val.images] == holdout_names(scan_split(root, "train").images, 0.2)
+    assert [os.path.splitext(os.path.basename(p))[0] for p in val.masks] == \
+           [os.path.splitext(os.path.basename(p))[0] for p in val.images]  # pairs kept together
+    assert "no validation split; 2 of 10 training pairs are held out" in notes[0]
+    listed = tmp_path / "holdout.txt"
+    listed.write_text("3.jpg\n7.jpg\n")
+    _, val = train_and_val(root, DataConfig(root=str(root), holdout=str(listed)))
+    assert sorted(os.path.basename(p) for p in val.images) == ["3.jpg", "7.jpg"]  # the experiment's list wins
+    train, val = train_and_val(tiny_data, DataConfig(root=str(tiny_data)))
+    assert (len(train), len(val)) == (10, 5)  # a data set with its own validation split keeps it
+
+
+def test_a_search_writes_its_holdout_into_the_experiment(tiny_data, tmp_path):
+    from search_spaces.driver import new_record
+    from search_spaces.driver.search import _write_holdout
+
+    root = _release_2025(tiny_data, tmp_path / "release")
+    record = new_record("augmentation", name="exp", gpus=0, data=str(root))
+    (tmp_path / "exp").mkdir()
+    _write_holdout(tmp_path / "exp", record.config)
+    assert record.config.data.holdout == str(tmp_path / "exp" / "holdout.txt")
+    assert (tmp_path / "exp" / "holdout.txt").read_text().split() == holdout_names(scan_split(root, "train").images,
+                                                                                  0.1)

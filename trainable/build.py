@@ -19,7 +19,7 @@ from trainable.array_cache import build_array_cache
 from trainable.augment import eval_transform, train_transform
 from trainable.classes import CLASSES
 from trainable.config import Config
-from trainable.data import FaceParsingDataset, SplitInfo, cache_root, scan_split
+from trainable.data import FaceParsingDataset, SplitInfo, cache_root, train_and_val
 from trainable.errors import UserError
 from trainable.layout import CHECKPOINT_FILE, replacing
 from trainable.loop import evaluate, make_optimizer, make_scheduler, resolve_device, seed_everything, train_one_epoch
@@ -122,8 +122,7 @@ def build_run(cfg: Config) -> Run:
         torch.backends.cudnn.benchmark = True
     root = data_root(cfg.data)
     workers = min(cfg.data.num_workers, os.cpu_count() or 1)
-    train_info = scan_split(root, "train", cache_dir=cfg.data.cache_dir)
-    val_info = scan_split(root, "val", cache_dir=cfg.data.cache_dir)
+    train_info, val_info = train_and_val(root, cfg.data)
     size = cfg.data.image_size
 
     def subset(info: SplitInfo, n: int) -> tuple[list[str], list[str]]:

@@ -63,6 +63,10 @@ class DataConfig:
                                  "by every trial on a machine")
     max_train: int = _f(0, "use only the first N training pairs (0 = all)", lo=0)
     max_val: int = _f(0, "use only the first N validation pairs (0 = all)", lo=0)
+    val_fraction: float = _f(0.1, "share of the training pairs held out for validation when the data has no "
+                                  "validation split (e.g. the 2025 release)", lo=0, hi=1, lo_open=True)
+    holdout: str = _f("", "file listing the held-out training images, one name a line (search writes it into "
+                          "the experiment, so retrain and tta use the same split); empty = drawn by val_fraction")
     train_on: str = _f("train", "train on train, or on train+val (val is then no longer held out)",
                        choices=("train", "train+val"))
     flip_double: bool = _f(False, "add a mirrored, label-swapped copy of every training pair (the reports' "

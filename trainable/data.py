@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,10 @@ __all__ = [
     "SplitInfo",
     "cache_root",
     "find_split",
+    "has_split",
+    "holdout_names",
     "scan_split",
+    "train_and_val",
 ]
 
 CACHE_NAME = ".facesearch-stats.json"
@@ -74,6 +77,53 @@ def find_split(root: str | Path, split: str, with_masks: bool = True) -> tuple[P
             raise DataError([f"{img_dir}: found images but no mask folder; expected {names}"])
     raise DataError([f"{base}: no '{split}' split; expected {split}/{split}_image (course layout) "
                      f"or {split}/images (generic layout)"])
+
+
+def has_split(root: str | Path, split: str) -> bool:
+    """Whether ``root`` holds ``split`` in either layout (its folders, not yet its files)."""
+    base = Path(root) / split
+    return (base / f"{split}_image").is_dir() or (base / "images").is_dir()
+
+
+def holdout_names(images: list[str], fraction: float) -> list[str]:
+    """The file names of the training images held out for validation: a ``fraction`` of them (at
+    least one), chosen by a hash of each name, so the same files always give the same split whatever
+    their order, and adding files moves few of the others."""
+    names = sorted(Path(p).name for p in images)
+    n = max(1, round(len(names) * fraction))
+    if n >= len(names):
+        raise DataError([f"data.val_fraction={fraction:g} holds out {n} of {len(names)} training pairs and leaves "
+                         f"none to train on; lower it"])
+    return sorted(sorted(names, key=lambda name: hashlib.sha1(name.encode()).hexdigest())[:n])
+
+
+def train_and_val(root: str | Path, data, notes: list[str] | None = None) -> tuple[SplitInfo, SplitInfo]:
+    """The training and validation splits of ``data`` (a ``DataConfig``): the data's own validation
+    split, or, when it has none, the training pairs listed in ``data.holdout`` (or drawn by
+    ``data.val_fraction``) held out of the training split. The statistics of a held-out split are
+    those of the whole training folder."""
+    train = scan_split(root, "train", cache_dir=data.cache_dir)
+    if has_split(root, "val") and not data.holdout:
+        return train, scan_split(root, "val", cache_dir=data.cache_dir)
+    if data.holdout:
+        try:
+            held = set(Path(data.holdout).read_text().split())
+        except OSError as e:
+            raise DataError([f"{data.holdout}: the list of held-out training images is unreadable ({e.strerror})"]) \
+                from None
+    else:
+        held = set(holdout_names(train.images, data.val_fraction))
+    if notes is not None:
+        notes.append(f"{Path(root) / 'train'}: no validation split; {len(held)} of {len(train)} training pairs "
+                     f"are held out for validation (data.val_fraction={data.val_fraction:g})")
+    pick = [Path(p).name in held for p in train.images]
+
+    def part(keep: bool) -> SplitInfo:
+        return replace(train, split="val" if keep else "train",
+                       images=[p for p, k in zip(train.images, pick) if k == keep],
+                       masks=[m for m, k in zip(train.masks, pick) if k == keep], notes=[])
+
+    return part(False), part(True)
 
 
 def _list_images(folder: Path, notes: list[str]) -> dict[str, Path]:

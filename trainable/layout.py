@@ -2,6 +2,8 @@
 
     EXP/
       experiment.json            the experiment record (search_spaces.driver.record)
+      holdout.txt                the training images held out for validation, when the data has no
+                                 validation split (data.holdout points here)
       optuna.journal             the Optuna study (optuna-dashboard EXP/optuna.journal)
       experiment_state-*.json    Ray Tune's own state (with tuner.pkl and the searcher's state)
       trial_<id>/                one folder per trial
@@ -38,6 +40,7 @@ __all__ = [
     "CHECKPOINT_FILE",
     "ERROR_FILE",
     "EXPERIMENT_FILE",
+    "HOLDOUT_FILE",
     "JOURNAL_FILE",
     "MODEL_FILE",
     "ORPHANED_DIR",
@@ -60,6 +63,7 @@ __all__ = [
 ]
 
 EXPERIMENT_FILE = "experiment.json"
+HOLDOUT_FILE = "holdout.txt"
 JOURNAL_FILE = "optuna.journal"
 TUNE_STATE_GLOB = "experiment_state-*.json"
 

@@ -172,21 +172,22 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def format_results(results: list[dict]) -> list[str]:
-    """What a retrain prints: per trial its val mIoU (mean +- std over seeds), with TTA, the weights."""
+def format_results(results: list[dict], metric: str = "val_miou", metric_name: str = "val mIoU") -> list[str]:
+    """What a retrain prints: per trial the experiment's metric (mean +- std over seeds) beside the
+    search's figure, the val mIoU with the configured TTA, and the weights."""
     df = pd.DataFrame(results)
     lines = [""]
     for trial, g in df.groupby("trial", sort=False):
         scales = ",".join(f"{s:g}" for s in g["tta_scales"].iloc[0])
-        tta = f"scales {scales}{' + flip' if g['tta_flip'].iloc[0] else ''}"
+        tta = f"val mIoU with TTA (scales {scales}{' + flip' if g['tta_flip'].iloc[0] else ''})"
         if len(g) > 1:
-            lines.append(f"{trial}: val mIoU {g['val_miou'].mean():.2f} +- {g['val_miou'].std():.2f} over {len(g)} "
-                         f"seeds, with TTA ({tta}) {g['val_miou_tta'].mean():.2f} +- {g['val_miou_tta'].std():.2f}")
+            lines.append(f"{trial}: {metric_name} {g[metric].mean():.4g} +- {g[metric].std():.2g} over {len(g)} "
+                         f"seeds, {tta} {g['val_miou_tta'].mean():.2f} +- {g['val_miou_tta'].std():.2f}")
         else:
-            lines.append(f"{trial}: val mIoU {g['val_miou'].iloc[0]:.2f} (search {g['search_score'].iloc[0]:.2f}), "
-                         f"with TTA ({tta}) {g['val_miou_tta'].iloc[0]:.2f}")
+            lines.append(f"{trial}: {metric_name} {g[metric].iloc[0]:.4g} (search {g['search_score'].iloc[0]:.4g}), "
+                         f"{tta} {g['val_miou_tta'].iloc[0]:.2f}")
         lines.append(f"  {g['params'].iloc[0]:,} parameters; weights: {g['out'].iloc[0]}/{MODEL_FILE}")
         lines += [f"  note: {n}" for n in g["notes"].iloc[0]]
-    best = df.loc[df["val_miou"].idxmax()]
+    best = df.loc[df[metric].idxmax()]
     return [*lines, "next:", f"  python launch.py predict {best['out']}/{MODEL_FILE} --images DATA/test/test_image "
                              f"--out predictions --zip submission.zip"]

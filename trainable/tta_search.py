@@ -14,7 +14,7 @@ import torch
 
 from trainable.build import load_trained_model, val_loader
 from trainable.config import Config
-from trainable.data import scan_split
+from trainable.data import train_and_val
 from trainable.loop import resolve_device
 from trainable.metrics import compute_metrics, confusion_matrix
 from trainable.synthetic import data_root
@@ -34,11 +34,9 @@ def score_tta(checkpoint: str | Path, combos: Sequence[tuple[Sequence[float], bo
     cfg = Config.from_dict({**flat, **(overrides or {})})
     device = resolve_device(cfg.train.device)
     model.to(device)
-    val_info = scan_split(data_root(cfg.data), "val", cache_dir=cfg.data.cache_dir)
-    norm = state.get("normalization") or {}
-    if not norm:  # a checkpoint without its statistics: recompute them from the training images
-        train_info = scan_split(data_root(cfg.data), "train", cache_dir=cfg.data.cache_dir)
-        norm = {"mean": train_info.mean, "std": train_info.std}
+    train_info, val_info = train_and_val(data_root(cfg.data), cfg.data)
+    # the checkpoint's own statistics; a checkpoint without them: those of the training images
+    norm = state.get("normalization") or {"mean": train_info.mean, "std": train_info.std}
     loader = val_loader(cfg, val_info, norm["mean"], norm["std"], 0, device)
 
     scales = sorted({s for subset, _ in combos for s in subset})

@@ -197,6 +197,9 @@ CASES = [
     Case("missing-split", SEARCH, ("{data}/train: no 'train' split; expected train/train_image (course layout) "
                                    "or train/images (generic layout)",),
          prepare=_remove_folder("train")),
+    Case("holdout-leaves-no-training-pair", (*SEARCH, "--set", "data.val_fraction=1"),
+         ("data.val_fraction=1 holds out 10 of 10 training pairs and leaves none to train on", "lower it"),
+         prepare=_remove_folder("val")),
     Case("missing-mask-folder", SEARCH, ("{data}/train/train_image: found images but no mask folder; expected "
                                          "{data}/train/train_mask",),
          prepare=_remove_folder(TRAIN_MASK)),
