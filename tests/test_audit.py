@@ -76,3 +76,21 @@ def test_no_false_alarm_on_a_clean_set():
     masks = [*_faces(10), *(_no_left_right(m) for m in _faces(3))]
     result = audit("training", [f"{i}.png" for i in range(13)], [_vote(m) for m in masks])
     assert result.mirrored == () and result.note() == "" and result.judged == 10
+
+
+def test_the_data_check_notes_the_mirrored_masks_of_a_split(tiny_data):
+    from PIL import Image
+
+    from trainable.data import scan_split
+
+    for name in ("2.png", "7.png"):  # their labels exchanged on disk, as in a real release
+        path = tiny_data / "train" / "train_mask" / name
+        with Image.open(path) as im:
+            swapped = Image.fromarray(FLIP_LUT[np.asarray(im)], mode="P")
+            swapped.putpalette(im.getpalette())
+        swapped.save(path)
+    info = scan_split(tiny_data, "train")
+    assert info.orientations == [-1 if i in (2, 7) else 1 for i in range(10)]
+    assert "2 of 10 training masks have their left/right labels mirrored against the other 8 that show " \
+           "left/right classes, e.g. 2.png, 7.png" in info.notes
+    assert not [n for n in scan_split(tiny_data, "val").notes if "mirrored" in n]  # no false alarm

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from trainable.audit import audit, column_sums, orientation
 from trainable.classes import FLIP_LUT, NUM_CLASSES
 from trainable.decode import IMAGE_EXTS, decode_pair, image_scale, read_image, read_mask
 from trainable.errors import UserError
@@ -44,7 +45,7 @@ __all__ = [
 ]
 
 CACHE_NAME = ".facesearch-stats.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: with each mask's left/right orientation
 MAX_LISTED = 20  # problems printed before "... and N more"
 
 
@@ -149,6 +150,7 @@ class SplitInfo:
     std: list[float] = field(default_factory=list)
     class_pixels: list[int] = field(default_factory=list)  # per class, over all masks
     mask_sizes: list[list[int]] = field(default_factory=list)  # distinct (h, w)
+    orientations: list[int] = field(default_factory=list)  # per mask: +1, -1 or 0 (audit.orientation)
     notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -156,7 +158,8 @@ class SplitInfo:
 
 
 def _check_pair(img_path: Path, mask_path: Path | None) -> tuple[list[str], np.ndarray | None]:
-    """Problems found in one pair, and [sum R, G, B, sum R^2.., pixels, class counts.., h, w]."""
+    """Problems found in one pair, and [sum R, G, B, sum R^2.., pixels, class counts.., h, w, left/right
+    orientation (``audit.orientation``)]."""
     problems: list[str] = []
     try:
         img = read_image(img_path)
@@ -164,7 +167,7 @@ def _check_pair(img_path: Path, mask_path: Path | None) -> tuple[list[str], np.n
         return [f"{img_path}: unreadable or truncated image ({e}); re-export or remove it"], None
     stats = [img.reshape(-1, 3).sum(0, dtype=np.float64),
              np.square(img.reshape(-1, 3), dtype=np.float64).sum(0), [img.shape[0] * img.shape[1]]]
-    counts, size = np.zeros(NUM_CLASSES), [0, 0]
+    counts, size, vote = np.zeros(NUM_CLASSES), [0, 0], [0]
     if mask_path is not None:
         try:
             mask = read_mask(mask_path)
@@ -177,14 +180,15 @@ def _check_pair(img_path: Path, mask_path: Path | None) -> tuple[list[str], np.n
             problems.append(f"{mask_path}: mask values {bad} outside 0..{NUM_CLASSES - 1}; "
                             f"masks must hold class indices")
         else:
-            counts = np.bincount(mask.reshape(-1), minlength=NUM_CLASSES)
+            counts, columns = column_sums(mask)
+            vote = [orientation(counts, columns)]
         if not image_scale(img.shape[:2], mask.shape[:2]):
             problems.append(
                 f"{img_path}: image is {img.shape[1]}x{img.shape[0]} but its mask is "
                 f"{mask.shape[1]}x{mask.shape[0]}; the image must be the mask's size or a whole "
                 f"multiple of it (e.g. 1024 px for a 512 px mask)")
         size = list(mask.shape[:2])
-    return problems, np.concatenate([*stats, counts, size])
+    return problems, np.concatenate([*stats, counts, size, vote])
 
 
 def _fingerprint(folders: list[Path]) -> str:
@@ -279,7 +283,12 @@ def scan_split(root: str | Path, split: str, with_masks: bool = True, cache_dir:
     pixels = acc[6]
     mean = acc[0:3] / pixels / 255.0
     std = np.sqrt(np.maximum(acc[3:6] / pixels / 255.0**2 - mean**2, 0.0))
-    sizes = sorted({(int(r[-2]), int(r[-1])) for r in rows}) if mask_dir else []
+    sizes = sorted({(int(r[-3]), int(r[-2])) for r in rows}) if mask_dir else []
+    orientations = [int(r[-1]) for r in rows] if mask_dir else []
+    if mask_dir:
+        named = {"train": "training", "val": "validation"}.get(split, split)
+        note = audit(named, [str(masks[s]) for s in stems], orientations).note()
+        notes += [note] if note else []
     info = SplitInfo(
         split=split,
         images=[str(images[s]) for s in stems],
@@ -288,6 +297,7 @@ def scan_split(root: str | Path, split: str, with_masks: bool = True, cache_dir:
         std=np.maximum(std, 1e-3).tolist(),
         class_pixels=[int(x) for x in acc[7:7 + NUM_CLASSES]],
         mask_sizes=[list(s) for s in sizes],
+        orientations=orientations,
         notes=notes,
     )
     _store_cached(caches, entry, asdict(info))
