@@ -115,6 +115,7 @@ def test_data_without_a_validation_split_holds_out_training_pairs(tiny_data, tmp
     notes: list[str] = []
     train, val = train_and_val(root, DataConfig(root=str(root), val_fraction=0.2), notes)
     assert (len(train), len(val)) == (8, 2) and not set(train.images) & set(val.images)
+    assert (len(train.orientations), len(val.orientations)) == (8, 2)  # every per-pair list split alike
     assert sorted(train.images + val.images) == sorted(scan_split(root, "train").images)
     assert [os.path.basename(p) for p in val.images] == holdout_names(scan_split(root, "train").images, 0.2)
     assert [os.path.splitext(os.path.basename(p))[0] for p in val.masks] == \

@@ -28,6 +28,7 @@ from PIL import Image
 
 from trainable.audit import audit, column_sums, orientation
 from trainable.classes import FLIP_LUT, NUM_CLASSES
+from trainable.config import DataConfig
 from trainable.decode import IMAGE_EXTS, decode_pair, image_scale, read_image, read_mask
 from trainable.errors import UserError
 from trainable.layout import replacing
@@ -98,8 +99,8 @@ def holdout_names(images: list[str], fraction: float) -> list[str]:
     return sorted(sorted(names, key=lambda name: hashlib.sha1(name.encode()).hexdigest())[:n])
 
 
-def train_and_val(root: str | Path, data, notes: list[str] | None = None) -> tuple[SplitInfo, SplitInfo]:
-    """The training and validation splits of ``data`` (a ``DataConfig``): the data's own validation
+def train_and_val(root: str | Path, data: DataConfig, notes: list[str] | None = None) -> tuple[SplitInfo, SplitInfo]:
+    """The training and validation splits of ``data``: the data's own validation
     split, or, when it has none, the training pairs listed in ``data.holdout`` (or drawn by
     ``data.val_fraction``) held out of the training split. The statistics of a held-out split are
     those of the whole training folder."""
@@ -122,7 +123,8 @@ def train_and_val(root: str | Path, data, notes: list[str] | None = None) -> tup
     def part(keep: bool) -> SplitInfo:
         return replace(train, split="val" if keep else "train",
                        images=[p for p, k in zip(train.images, pick) if k == keep],
-                       masks=[m for m, k in zip(train.masks, pick) if k == keep], notes=[])
+                       masks=[m for m, k in zip(train.masks, pick) if k == keep],
+                       orientations=[o for o, k in zip(train.orientations, pick) if k == keep], notes=[])
 
     return part(False), part(True)
 
