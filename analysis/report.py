@@ -16,6 +16,7 @@ from analysis.tables import (
     importance_table,
     per_class_table,
 )
+from search_spaces.driver.record import METRICS
 
 __all__ = ["FORMATS", "PLOTS_DIR", "REPORT_FILE", "TABLES_DIR", "TRIALS_FILE", "to_latex", "to_markdown",
            "write_report"]
@@ -114,29 +115,30 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
     md = [f"# Experiment `{exp.path.name}`", "", *_describe(exp),
           f"- **Trials:** {', '.join(f'{n} {s}' for s, n in counts.items())}", ""]
 
+    r = exp.record
+    name = r.metric_name
     md += ["## Configurations", "",
-           "One row per trial, best first: trials that completed every epoch by their val mIoU at the last "
-           "epoch, then the others by the epochs they reached. val mIoU is the course's mIoU (19 classes, "
-           "background included) on the validation set at the trial's last epoch; *peak mIoU* is its best "
-           "epoch, and *overfitting* marks a trial whose val mIoU peaked before its last epoch while pixel "
-           "accuracy kept rising. *delta vs baseline* is against the baseline configuration, which every "
-           "experiment evaluates first.", ""]
-    md.append(_write_table(configurations_table(summary, exp.trials, exp.searched), out, "configurations",
+           f"One row per trial, best first: trials that completed every epoch by their {name} at the last "
+           f"epoch, then the others by the epochs they reached. {name} is {METRICS[r.metric].meaning}, on the "
+           f"validation set at the trial's last epoch; *peak mIoU* is a trial's best epoch, and *overfitting* "
+           f"marks a trial whose val mIoU peaked before its last epoch while pixel accuracy kept rising. *delta vs "
+           f"baseline* is against the baseline configuration, which every experiment evaluates first.", ""]
+    md.append(_write_table(configurations_table(summary, exp.trials, exp.searched, name), out, "configurations",
                            "Trials of the experiment, best first", formats))
 
-    if exp.record.ablation:
-        table = ablation_table(summary, exp.trials, exp.record.baseline, exp.record.levels)
-        md += ["## Ablation", "", "Each row changes one factor of the baseline to the level shown; val mIoU and "
+    if r.ablation:
+        table = ablation_table(summary, exp.trials, r.baseline, r.levels, name)
+        md += ["## Ablation", "", f"Each row changes one factor of the baseline to the level shown; {name} and "
                "pixel accuracy are means over seeds, *std* their standard deviation, *overfitting* the number of "
                "seeds that overfit.", ""]
         md.append(_write_table(table, out, "ablation", "One-factor-at-a-time ablation", formats))
     else:
         md += ["## Per factor", "", "For each searched parameter: its value (or value range) against the best and "
-               "mean val mIoU of the trials that completed all epochs; trials ASHA stopped early are left out so "
+               f"mean {name} of the trials that completed all epochs; trials ASHA stopped early are left out so "
                "that their shorter training does not distort the comparison.", ""]
-        for key, table in factor_tables(summary, exp.trials, exp.searched).items():
+        for key, table in factor_tables(summary, exp.trials, exp.searched, metric_name=name).items():
             md += [f"### `{key}`", ""]
-            md.append(_write_table(table, out, f"factor_{key}", f"val mIoU by {key}", formats))
+            md.append(_write_table(table, out, f"factor_{key}", f"{name} by {key}", formats))
         md += _importances(exp, out, formats)
 
     per_class = per_class_table(summary, exp.epochs)
@@ -147,12 +149,13 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
         plots.plot_per_class(per_class, out / PLOTS_DIR / "per_class.png")
         md += ["![per-class IoU](plots/per_class.png)", ""]
     if not exp.epochs.empty:
-        plots.plot_learning_curves(exp.epochs, summary, out / PLOTS_DIR / "learning_curves.png")
-        md += ["## Learning curves", "", "Val mIoU per epoch of every trial: short orange curves are trials ASHA "
+        plots.plot_learning_curves(exp.epochs, summary, out / PLOTS_DIR / "learning_curves.png", r.metric, name)
+        md += ["## Learning curves", "", f"{name} per epoch of every trial: short orange curves are trials ASHA "
                "stopped; the thick line is the baseline.", "", "![learning curves](plots/learning_curves.png)", ""]
         if exp.searched:
-            plots.plot_miou_vs_params(summary, exp.trials, exp.searched, out / PLOTS_DIR / "miou_vs_params.png")
-            md += ["## val mIoU against each parameter", "", "![mIoU vs parameters](plots/miou_vs_params.png)", ""]
+            plots.plot_score_vs_params(summary, exp.trials, exp.searched, out / PLOTS_DIR / "score_vs_params.png",
+                                       name)
+            md += [f"## {name} against each parameter", "", f"![{name} vs parameters](plots/score_vs_params.png)", ""]
     report = out / REPORT_FILE
     report.write_text("\n".join(md))
     return report
@@ -165,7 +168,7 @@ def _importances(exp: Experiment, out: Path, formats: tuple[str, ...]) -> list[s
     if study is None:
         return ["## Importances", "", "No Optuna study found in the experiment folder.", ""]
     table, method = importance_table(study)
-    md = ["## Importances", "", f"How much each parameter explains val mIoU: {method}.", ""]
+    md = ["## Importances", "", f"How much each parameter explains {exp.record.metric_name}: {method}.", ""]
     if table.empty:
         return md
     md.append(_write_table(table, out, "importance", "Hyperparameter importance", formats))

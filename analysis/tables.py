@@ -51,17 +51,21 @@ def trial_summary(trials: pd.DataFrame, epochs: pd.DataFrame, baseline: dict, me
         if col not in out:
             out[col] = np.nan
         out.loc[out["rank"].isna(), col] = np.nan
-    base = out.loc[out["is_baseline"] & out["rank"].notna(), "val_miou"]
-    out["delta"] = out["val_miou"] - (base.mean() if len(base) else np.nan)
+    base = out.loc[out["is_baseline"] & out["rank"].notna(), "score"]
+    out.loc[out["rank"].isna(), "score"] = np.nan
+    out["delta"] = out["score"] - (base.mean() if len(base) else np.nan)
     return out
 
 
-def configurations_table(summary: pd.DataFrame, trials: pd.DataFrame, searched: list[str]) -> pd.DataFrame:
-    """One row per configuration, best first, baseline marked: the experiment's main table."""
+def configurations_table(summary: pd.DataFrame, trials: pd.DataFrame, searched: list[str],
+                         metric_name: str = "val mIoU") -> pd.DataFrame:
+    """One row per configuration, best first, baseline marked: the experiment's main table, its score
+    under ``metric_name`` (and val mIoU beside it when the metric is another)."""
     t = best_first(summary).merge(trials[["trial", *searched]], on="trial", how="left")
-    cols = ["trial", *searched, "val_miou", "val_acc", "delta", "epochs", "status", "peak_miou", "overfitting"]
-    out = t[cols].rename(columns={"val_miou": "val mIoU", "val_acc": "pixel acc", "delta": "delta vs baseline",
-                                  "peak_miou": "peak mIoU"})
+    miou = [] if metric_name == "val mIoU" else ["val_miou"]
+    cols = ["trial", *searched, "score", *miou, "val_acc", "delta", "epochs", "status", "peak_miou", "overfitting"]
+    out = t[cols].rename(columns={"score": metric_name, "val_miou": "val mIoU", "val_acc": "pixel acc",
+                                  "delta": "delta vs baseline", "peak_miou": "peak mIoU"})
     out["trial"] = [f"{n} (baseline)" if b else n for n, b in zip(t["trial"], t["is_baseline"])]
     return out.reset_index(drop=True)
 
@@ -73,27 +77,28 @@ def _factor_of(row: pd.Series, baseline: dict, levels: dict) -> tuple[str, objec
     return changed[0], row[changed[0]]
 
 
-def ablation_table(summary: pd.DataFrame, trials: pd.DataFrame, baseline: dict, levels: dict) -> pd.DataFrame:
+def ablation_table(summary: pd.DataFrame, trials: pd.DataFrame, baseline: dict, levels: dict,
+                   metric_name: str = "val mIoU") -> pd.DataFrame:
     """One-factor-at-a-time table: factor, level, mean +- std over seeds, delta vs the baseline row."""
     t = summary.merge(trials, on=["trial", "status", "epochs", "wall_time_s"])
     keys = [_factor_of(r, baseline, levels) for _, r in t.iterrows()]
     t["factor"], t["level"] = [k for k, _ in keys], [str(v) for _, v in keys]
     order = {k: i for i, k in enumerate(["baseline", *levels])}
     grouped = t.groupby(["factor", "level"], sort=False)
-    out = grouped.agg(seeds=("trial", "count"), miou=("val_miou", "mean"), miou_std=("val_miou", "std"),
+    out = grouped.agg(seeds=("trial", "count"), miou=("score", "mean"), miou_std=("score", "std"),
                       acc=("val_acc", "mean"), epochs=("epochs", "max"), overfitting=("overfitting", "sum"))
     out = out.reset_index()
     base = out.loc[out["factor"] == "baseline", "miou"]
     out["delta"] = out["miou"] - (base.iloc[0] if len(base) else np.nan)
     out["miou_std"] = out["miou_std"].fillna(0.0)
     out = out.sort_values(["factor", "level"], key=lambda s: s.map(order) if s.name == "factor" else s)
-    return out.rename(columns={"miou": "val mIoU", "miou_std": "std", "acc": "pixel acc",
+    return out.rename(columns={"miou": metric_name, "miou_std": "std", "acc": "pixel acc",
                                "delta": "delta vs baseline"}).reset_index(drop=True)
 
 
-def factor_tables(summary: pd.DataFrame, trials: pd.DataFrame, searched: list[str],
-                  bins: int = 4) -> dict[str, pd.DataFrame]:
-    """Per searched key: level (or binned range) vs best and mean mIoU over trials that completed.
+def factor_tables(summary: pd.DataFrame, trials: pd.DataFrame, searched: list[str], bins: int = 4,
+                  metric_name: str = "val mIoU") -> dict[str, pd.DataFrame]:
+    """Per searched key: level (or binned range) vs the best and mean score of the trials that completed.
 
     Trials ASHA stopped early are left out so that their short training does not drag a level down.
     """
@@ -105,10 +110,11 @@ def factor_tables(summary: pd.DataFrame, trials: pd.DataFrame, searched: list[st
             continue
         numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
         level = pd.cut(values, bins=bins, precision=3) if numeric and values.nunique() > bins else values
-        table = done.groupby(level, sort=True, observed=True)["val_miou"].agg(trials="count", best="max", mean="mean")
+        table = done.groupby(level, sort=True, observed=True)["score"].agg(trials="count", best="max", mean="mean")
         table.index = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in table.index]
-        tables[key] = table.rename_axis("level").reset_index().rename(columns={"best": "best mIoU",
-                                                                               "mean": "mean mIoU"})
+        short = metric_name.removeprefix("val ")
+        tables[key] = table.rename_axis("level").reset_index().rename(columns={"best": f"best {short}",
+                                                                               "mean": f"mean {short}"})
     return tables
 
 

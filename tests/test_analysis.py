@@ -10,7 +10,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import ablation_table, factor_tables, load_experiment, per_class_table, trial_summary
+from analysis import (
+    ablation_table,
+    configurations_table,
+    factor_tables,
+    load_experiment,
+    per_class_table,
+    trial_summary,
+)
 from analysis.__main__ import main
 from trainable.classes import CLASSES
 from trainable.config import Config, flatten
@@ -158,7 +165,7 @@ def test_cli_writes_everything_and_numbers_match_the_result_files(experiment, ca
     out = experiment / "report"
     for name in ("report.md", "trials.parquet", "tables/configurations.md", "tables/configurations.tex",
                  "tables/configurations.csv", "tables/per_class.csv", "plots/learning_curves.png",
-                 "plots/per_class.png", "plots/miou_vs_params.png"):
+                 "plots/per_class.png", "plots/score_vs_params.png"):
         assert (out / name).is_file(), name
     long = pd.read_parquet(out / "trials.parquet")
     raw = {}
@@ -210,3 +217,15 @@ def test_bad_format(experiment, capsys):
 def test_loading_keeps_config_columns_named_after_keys(experiment):
     exp = load_experiment(experiment)
     assert set(flatten(Config().to_dict())) <= set(exp.trials.columns)
+
+
+def test_tables_speak_of_the_experiments_metric():
+    trials, epochs = _frames({"a": [(10, 90)] * 2, "b": [(30, 90)] * 2}, {"a": 25.0, "b": 1.0},
+                             {"a": "completed", "b": "completed"})
+    epochs["val_fscore"] = epochs["trial"].map({"a": 0.9, "b": 0.5})  # ranks the other way round
+    summary = trial_summary(trials, epochs, BASELINE, metric="val_fscore")
+    table = configurations_table(summary, trials, ["aug.rotate_limit"], "val F-score")
+    assert table["trial"].tolist() == ["a (baseline)", "b"]
+    assert table[["val F-score", "val mIoU", "delta vs baseline"]].values.tolist() == [[0.9, 10, 0], [0.5, 30, -0.4]]
+    factor = factor_tables(summary, trials, ["aug.rotate_limit"], metric_name="val F-score")["aug.rotate_limit"]
+    assert list(factor.columns) == ["level", "trials", "best F-score", "mean F-score"]

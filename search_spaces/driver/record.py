@@ -40,14 +40,26 @@ __all__ = [
     "SHORTHANDS",
     "ExperimentRecord",
     "Hardware",
+    "Metric",
     "new_record",
     "read_record",
 ]
 
 RECORD_VERSION = 2  # 1: written before the record was typed (settings dict beside base_config)
 
-# what a search can maximise (each trial reports it every epoch), with the name a summary shows
-METRICS = {"val_miou": "val mIoU", "val_fscore": "val F-score"}
+@dataclass(frozen=True)
+class Metric:
+    """A number each trial reports every epoch that a search can maximise."""
+
+    name: str  # as the summary, the tables and the plots show it
+    meaning: str  # for a report's readers
+
+
+METRICS = {
+    "val_miou": Metric("val mIoU", "the course's mIoU (19 classes, background included)"),
+    "val_fscore": Metric("val F-score", "the 2025 grader's per-image F-score (0..1: per image, the mean F1 of the "
+                                        "classes in its ground truth; then the mean over images)"),
+}
 
 _TTA_IS_NOT_SEARCHED = ("--space tta: TTA is scored on a trained checkpoint, not searched: python launch.py tta EXP "
                         "(the best trial's last checkpoint) or python launch.py tta CHECKPOINT")
@@ -151,7 +163,7 @@ class ExperimentRecord:
 
     @property
     def metric_name(self) -> str:
-        return METRICS[self.metric]
+        return METRICS[self.metric].name
 
     def check(self) -> None:
         """Settings that involve more than one value; each message names the flag that sets it."""
