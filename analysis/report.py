@@ -22,6 +22,7 @@ __all__ = ["FORMATS", "PLOTS_DIR", "REPORT_FILE", "TABLES_DIR", "TRIALS_FILE", "
            "write_report"]
 
 FORMATS = ("md", "tex", "csv")
+FSCORE_SPREADS = ("delta vs baseline", "std")  # columns in the F-score's units in a table of F-scores
 # the report folder (by default the experiment's layout.ANALYSIS_DIR)
 REPORT_FILE, TRIALS_FILE, TABLES_DIR, PLOTS_DIR = "report.md", "trials.parquet", "tables", "plots"
 
@@ -37,7 +38,10 @@ def _cell(v, digits: int = 2) -> str:
 def _rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     index = df.index.name is not None
     header = ([df.index.name] if index else []) + [str(c) for c in df.columns]
-    body = [([str(i)] if index else []) + [_cell(v) for v in row]
+    # an F-score lies in 0..1 (and its deltas and spreads below it): two decimals would hide its differences
+    fscores = any("F-score" in str(c) for c in df.columns)
+    digits = [4 if "F-score" in str(c) or (fscores and c in FSCORE_SPREADS) else 2 for c in df.columns]
+    body = [([str(i)] if index else []) + [_cell(v, d) for v, d in zip(row, digits, strict=True)]
             for i, row in zip(df.index, df.itertuples(index=False))]
     return header, body
 

@@ -229,3 +229,13 @@ def test_tables_speak_of_the_experiments_metric():
     assert table[["val F-score", "val mIoU", "delta vs baseline"]].values.tolist() == [[0.9, 10, 0], [0.5, 30, -0.4]]
     factor = factor_tables(summary, trials, ["aug.rotate_limit"], metric_name="val F-score")["aug.rotate_limit"]
     assert list(factor.columns) == ["level", "trials", "best F-score", "mean F-score"]
+
+
+def test_an_fscore_table_keeps_four_decimals():
+    from analysis.report import to_markdown
+
+    table = pd.DataFrame({"trial": ["a"], "val F-score": [0.85123], "val mIoU": [30.123],
+                          "delta vs baseline": [-0.0123]})
+    assert to_markdown(table).splitlines()[2] == "| a | 0.8512 | 30.12 | -0.0123 |"
+    assert to_markdown(pd.DataFrame({"val mIoU": [30.123], "delta vs baseline": [-1.234]})).splitlines()[2] == \
+        "| 30.12 | -1.23 |"
