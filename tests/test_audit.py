@@ -69,7 +69,8 @@ def test_the_audit_names_exactly_the_mirrored_masks():
     assert list(result.mirrored) == expected
     assert (result.masks, result.judged) == (30, 28)
     assert result.note() == ("4 of 30 training masks have their left/right labels mirrored against the other 24 that "
-                             "show left/right classes, e.g. 3.png, 11.png, 20.png ...")
+                             "show left/right classes, e.g. 3.png, 11.png, 20.png ...; data.mirrored=keep trains on "
+                             "them as they are (fix: swap their labels, drop: leave them out)")
 
 
 def test_no_false_alarm_on_a_clean_set():
@@ -91,6 +92,34 @@ def test_the_data_check_notes_the_mirrored_masks_of_a_split(tiny_data):
         swapped.save(path)
     info = scan_split(tiny_data, "train")
     assert info.orientations == [-1 if i in (2, 7) else 1 for i in range(10)]
-    assert "2 of 10 training masks have their left/right labels mirrored against the other 8 that show " \
-           "left/right classes, e.g. 2.png, 7.png" in info.notes
+    assert any(n.startswith("2 of 10 training masks have their left/right labels mirrored against the other 8 "
+                            "that show left/right classes, e.g. 2.png, 7.png;") for n in info.notes)
     assert not [n for n in scan_split(tiny_data, "val").notes if "mirrored" in n]  # no false alarm
+
+
+@pytest.mark.parametrize("policy", ["keep", "fix", "drop"])
+def test_fix_and_drop_change_what_trains_never_the_files(tiny_data, policy):
+    from PIL import Image
+
+    from tests.conftest import tiny_config
+    from trainable.build import build_run
+    from trainable.config import Config
+
+    mask_dir = tiny_data / "train" / "train_mask"
+    for name in ("2.png", "7.png"):
+        with Image.open(mask_dir / name) as im:
+            swapped = Image.fromarray(FLIP_LUT[np.asarray(im)], mode="P")
+            swapped.putpalette(im.getpalette())
+        swapped.save(mask_dir / name)
+    before = {p.name: p.read_bytes() for p in mask_dir.iterdir()}
+    run = build_run(Config.from_dict(tiny_config(tiny_data, data={"mirrored": policy, "array_cache": False})))
+    train = run.train_loader.dataset
+    assert len(train) == (8 if policy == "drop" else 10)
+    if policy != "drop":
+        assert train.swap_labels == (frozenset({2, 7}) if policy == "fix" else frozenset())
+        train.transform = lambda image, mask: {"image": image, "mask": mask}  # the labels as read
+        with Image.open(mask_dir / "2.png") as im:
+            on_disk = np.asarray(im)
+        expected = FLIP_LUT[on_disk] if policy == "fix" else on_disk
+        assert np.array_equal(train[2][1].numpy(), expected)
+    assert {p.name: p.read_bytes() for p in mask_dir.iterdir()} == before  # the user's files untouched

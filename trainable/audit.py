@@ -22,7 +22,7 @@ import numpy as np
 
 from trainable.classes import FLIP_PAIRS, NUM_CLASSES
 
-__all__ = ["Audit", "audit", "column_sums", "orientation"]
+__all__ = ["Audit", "audit", "column_sums", "mirrored_flags", "orientation"]
 
 MIDLINE = (2, 1)  # the classes whose centre is the face's midline, in order of preference: nose, skin
 
@@ -69,11 +69,18 @@ class Audit:
             return ""
         names = ", ".join(Path(m).name for m in self.mirrored[:shown]) + (" ..." if len(self.mirrored) > shown else "")
         return (f"{len(self.mirrored)} of {self.masks} {self.split} masks have their left/right labels mirrored "
-                f"against the other {self.judged - len(self.mirrored)} that show left/right classes, e.g. {names}")
+                f"against the other {self.judged - len(self.mirrored)} that show left/right classes, e.g. {names}; "
+                f"data.mirrored=keep trains on them as they are (fix: swap their labels, drop: leave them out)")
+
+
+def mirrored_flags(orientations: Sequence[int]) -> list[bool]:
+    """Per mask: whether its ``orientation`` is the opposite of the majority's."""
+    majority = 1 if sum(orientations) >= 0 else -1
+    return [o == -majority for o in orientations]
 
 
 def audit(split: str, masks: Sequence[str], orientations: Sequence[int]) -> Audit:
     """The audit of ``masks`` from their ``orientation`` votes."""
-    majority = 1 if sum(orientations) >= 0 else -1
-    mirrored = tuple(m for m, o in zip(masks, orientations, strict=True) if o == -majority)
+    flags = mirrored_flags(orientations)
+    mirrored = tuple(m for m, f in zip(masks, flags, strict=True) if f)
     return Audit(split, len(masks), sum(1 for o in orientations if o), mirrored)

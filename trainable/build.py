@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from trainable.array_cache import build_array_cache
+from trainable.audit import mirrored_flags
 from trainable.augment import eval_transform, train_transform
 from trainable.classes import CLASSES
 from trainable.config import Config
@@ -92,7 +93,7 @@ def set_epoch(loader: DataLoader, seed: int, epoch: int) -> None:
 
 
 def _dataset(cfg: Config, images: list[str], masks: list[str] | None, transform, native_masks: bool = False,
-             flip_double: bool = False) -> FaceParsingDataset:
+             flip_double: bool = False, swap_labels: frozenset[int] = frozenset()) -> FaceParsingDataset:
     """Pairs decoded at the training size, read from the decoded-array cache when it is on."""
     size = cfg.data.image_size
     arrays = None
@@ -100,7 +101,7 @@ def _dataset(cfg: Config, images: list[str], masks: list[str] | None, transform,
         arrays = build_array_cache(images, masks, size, native_masks, Path(cfg.data.cache_dir or cache_root()),
                                    workers=os.cpu_count() or 1)
     return FaceParsingDataset(images, masks, transform, size=size, native_masks=native_masks,
-                              flip_double=flip_double, arrays=arrays)
+                              flip_double=flip_double, arrays=arrays, swap_labels=swap_labels)
 
 
 def val_loader(cfg: Config, val_info: SplitInfo, mean: list[float], std: list[float], workers: int,
@@ -125,16 +126,19 @@ def build_run(cfg: Config) -> Run:
     train_info, val_info = train_and_val(root, cfg.data)
     size = cfg.data.image_size
 
-    def subset(info: SplitInfo, n: int) -> tuple[list[str], list[str]]:
+    def subset(info: SplitInfo, n: int) -> tuple[list[str], list[str], list[bool]]:
         n = n or len(info)
-        return info.images[:n], info.masks[:n]
+        return info.images[:n], info.masks[:n], mirrored_flags(info.orientations)[:n]  # majority of the whole split
 
-    images, masks = subset(train_info, cfg.data.max_train)
+    images, masks, flags = subset(train_info, cfg.data.max_train)
     if cfg.data.train_on == "train+val":
-        val_images, val_masks = subset(val_info, cfg.data.max_val)
-        images, masks = images + val_images, masks + val_masks
+        val_images, val_masks, val_flags = subset(val_info, cfg.data.max_val)
+        images, masks, flags = images + val_images, masks + val_masks, flags + val_flags
+    if cfg.data.mirrored == "drop":
+        images, masks = [p for p, f in zip(images, flags) if not f], [m for m, f in zip(masks, flags) if not f]
+    swap = frozenset(i for i, f in enumerate(flags) if f) if cfg.data.mirrored == "fix" else frozenset()
     train_set = _dataset(cfg, images, masks, train_transform(cfg.aug, size, train_info.mean, train_info.std),
-                         flip_double=cfg.data.flip_double)
+                         flip_double=cfg.data.flip_double, swap_labels=swap)
 
     model = build_model(cfg.model, aux_head=cfg.loss.aux_weight > 0).to(device)
     if device.type == "cuda" and cfg.train.channels_last:

@@ -71,6 +71,9 @@ class DataConfig:
                        choices=("train", "train+val"))
     flip_double: bool = _f(False, "add a mirrored, label-swapped copy of every training pair (the reports' "
                                   "offline flip); aug.flip_p is the on-the-fly flip")
+    mirrored: str = _f("keep", "training masks whose left/right labels are mirrored against the rest (the data "
+                               "check's audit): keep them, fix them (their labels swapped as they are read, never "
+                               "in the files) or drop them", choices=("keep", "fix", "drop"))
 
 
 @dataclass

@@ -318,12 +318,14 @@ class FaceParsingDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, images: list[str], masks: list[str] | None, transform, size: int = 0,
-                 native_masks: bool = False, flip_double: bool = False, arrays=None):
+                 native_masks: bool = False, flip_double: bool = False, arrays=None,
+                 swap_labels: frozenset[int] = frozenset()):
         self.images, self.masks = images, masks
         self.transform = transform
         self.size = size
         self.native_masks = native_masks
         self.flip_double = flip_double  # items n..2n-1 are the mirrored, label-swapped pairs
+        self.swap_labels = swap_labels  # pairs whose mask's left/right labels are exchanged as read (audit)
         self.arrays = arrays
         self._seed: int | None = None
 
@@ -344,6 +346,8 @@ class FaceParsingDataset(torch.utils.data.Dataset):
                                       self.native_masks)
         if mask is None:
             return self.transform(image=image)["image"], torch.zeros(0, dtype=torch.long)
+        if i in self.swap_labels:
+            mask = FLIP_LUT[mask]
         if mirrored:
             image, mask = np.ascontiguousarray(image[:, ::-1]), FLIP_LUT[mask[:, ::-1]]
         if self.native_masks:
