@@ -24,8 +24,8 @@ ENDED = ("completed", "stopped", "diverged", "errored", "refused")  # statuses (
 def search_summary(exp_dir: str | Path, interrupted: str = "") -> list[str]:
     """The lines to print after a fit of ``exp_dir``; ``interrupted`` names the signal that stopped it."""
     exp_dir = Path(exp_dir)
-    record = read_record(exp_dir)
     exp = load_experiment(exp_dir) if trial_dirs(exp_dir) else None
+    record = exp.record if exp else read_record(exp_dir)
     kinds = exp.trials["status"].astype(str).str.split().str[0] if exp else pd.Series(dtype=str)
     if interrupted:
         return [f"interrupted ({interrupted}): {int(kinds.isin(ENDED).sum())} of {record.planned_trials} trials "

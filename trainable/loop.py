@@ -136,7 +136,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, scales: Sequence[fl
     """
     model.eval()
     memory_format = torch.channels_last if channels_last and device.type == "cuda" else torch.contiguous_format
-    conf, fscores = None, []
+    conf, per_image = None, []
     nll, pixels = torch.zeros((), device=device, dtype=torch.float64), 0
     for images, masks in loader:
         images = images.to(device, non_blocking=True).to(memory_format=memory_format)
@@ -145,8 +145,8 @@ def evaluate(model: nn.Module, loader, device: torch.device, scales: Sequence[fl
             probs = tta_probs(model, images, scales, flip, out_size=masks.shape[-2:])
         nll += F.nll_loss(probs.clamp_min(1e-8).log(), masks, reduction="sum").double()
         pixels += masks.numel()
-        per_image = image_confusion(probs.argmax(dim=1), masks)
-        fscores.append(image_fscores(per_image))
-        conf = per_image.sum(0) if conf is None else conf + per_image.sum(0)
-    metrics = replace(compute_metrics(conf), fscore=float(np.concatenate(fscores).mean()))
+        images_conf = image_confusion(probs.argmax(dim=1), masks)  # kept on the device: no sync per batch
+        per_image.append(images_conf)
+        conf = images_conf.sum(0) if conf is None else conf + images_conf.sum(0)
+    metrics = replace(compute_metrics(conf), fscore=float(image_fscores(torch.cat(per_image)).mean()))
     return metrics, (nll / max(1, pixels)).item()
