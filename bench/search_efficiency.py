@@ -99,7 +99,7 @@ def build_table(jobs: int) -> None:
     import pandas as pd
 
     from trainable.config import Config
-    from trainable.synthetic import data_root
+    from trainable.sources import data_root
 
     data_root(Config.from_dict(FIXED).data)  # generate the synthetic set once, before the workers start
     DATA_DIR.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from tests.test_launch import ROOT, launch, load_study
 from trainable.config import Config
 from trainable.errors import UserError
 from trainable.layout import EXPERIMENT_FILE, trial_dirs
-from trainable.synthetic import data_root
+from trainable.sources import data_root
 
 
 def test_the_synthetic_set_follows_the_image_size_the_user_set():

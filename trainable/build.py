@@ -26,7 +26,7 @@ from trainable.layout import CHECKPOINT_FILE, replacing
 from trainable.loop import evaluate, make_optimizer, make_scheduler, resolve_device, seed_everything, train_one_epoch
 from trainable.losses import build_loss
 from trainable.models import SegmentationNet, build_model, count_parameters
-from trainable.synthetic import data_root
+from trainable.sources import data_root
 
 __all__ = [
     "EpochBatchSampler",

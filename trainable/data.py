@@ -39,6 +39,7 @@ __all__ = [
     "SplitInfo",
     "cache_root",
     "find_split",
+    "fingerprint",
     "has_split",
     "holdout_names",
     "scan_split",
@@ -193,7 +194,7 @@ def _check_pair(img_path: Path, mask_path: Path | None) -> tuple[list[str], np.n
     return problems, np.concatenate([*stats, counts, size, vote])
 
 
-def _fingerprint(folders: list[Path]) -> str:
+def fingerprint(folders: list[Path]) -> str:
     h = hashlib.sha1()
     for folder in folders:
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
@@ -251,7 +252,7 @@ def scan_split(root: str | Path, split: str, with_masks: bool = True, cache_dir:
     root = Path(root)
     img_dir, mask_dir = find_split(root, split, with_masks)
     folders = [img_dir] + ([mask_dir] if mask_dir else [])
-    entry = f"{split}:{int(with_masks)}:{_fingerprint(folders)}"
+    entry = f"{split}:{int(with_masks)}:{fingerprint(folders)}"
     caches = _cache_paths(root, cache_dir)
     cached = _load_cached(caches, entry)
     if cached is not None:

@@ -4,6 +4,7 @@
       experiment.json            the experiment record (search_spaces.driver.record)
       holdout.txt                the training images held out for validation, when the data has no
                                  validation split (data.holdout points here)
+      mirrored.txt               the training masks the label audit found mirrored, and data.mirrored
       optuna.journal             the Optuna study (optuna-dashboard EXP/optuna.journal)
       experiment_state-*.json    Ray Tune's own state (with tuner.pkl and the searcher's state)
       trial_<id>/                one folder per trial
@@ -42,6 +43,7 @@ __all__ = [
     "EXPERIMENT_FILE",
     "HOLDOUT_FILE",
     "JOURNAL_FILE",
+    "MIRRORED_FILE",
     "MODEL_FILE",
     "ORPHANED_DIR",
     "PARAMS_FILE",
@@ -64,6 +66,7 @@ __all__ = [
 
 EXPERIMENT_FILE = "experiment.json"
 HOLDOUT_FILE = "holdout.txt"
+MIRRORED_FILE = "mirrored.txt"
 JOURNAL_FILE = "optuna.journal"
 TUNE_STATE_GLOB = "experiment_state-*.json"
 

@@ -1,9 +1,12 @@
 """The built-in synthetic face-parsing set.
 
-Procedurally drawn faces written in the course layout (``train/train_image/0.jpg``,
-``train/train_mask/0.png``, ``val/...``, ``test/test_image``) as real JPEG and palette-PNG files,
-covering all 19 classes. The subject's left eye, brow and ear are drawn on the image's right, as
-in CelebAMask-HQ, so a horizontal flip that does not swap the labels teaches the wrong side.
+Procedurally drawn faces written as real JPEG and palette-PNG files, covering all 19 classes, in
+the course layout (``train/train_image/0.jpg``, ``train/train_mask/0.png``, ``val/...``,
+``test/test_image``), the 2025 release's (``train/images`` + ``train/masks``, unlabeled
+``test/images``) or the full CelebAMask-HQ release's (per-part binary PNGs under images twice their
+size, with or without the files of the official split). The subject's left eye, brow and ear are
+drawn on the image's right, as in CelebAMask-HQ, so a horizontal flip that does not swap the
+labels teaches the wrong side.
 
 Validation and test images are harder than training images in the ways real data is: more head
 rotation and scale change, colour casts and overlaid occluders. That gap is what rotation, colour
@@ -11,6 +14,7 @@ jitter, rescale-crop and cutout augmentations can close, which makes a search ov
 meaningful even on this data.
 
     python -m trainable.synthetic OUT_DIR [--n-train N --n-val N --n-test N --size PX --seed S]
+                                          [--layout course|2025|release [--no-split-files]]
 """
 
 from __future__ import annotations
@@ -27,11 +31,11 @@ import numpy as np
 from PIL import Image
 
 from trainable.classes import PALETTE
-from trainable.config import DataConfig
 from trainable.data import cache_root
 from trainable.layout import replacing
+from trainable.release import ANNO_DIR, IMAGE_DIR, MAPPING_FILE, PARTITION_FILE, PARTS
 
-__all__ = ["Difficulty", "data_root", "draw_face", "ensure_synthetic", "generate", "main"]
+__all__ = ["LAYOUTS", "Difficulty", "draw_face", "ensure_synthetic", "generate", "main"]
 
 SKIN_TONES = np.array([[198, 224, 255], [160, 190, 235], [120, 160, 210], [90, 125, 175],
                        [60, 90, 140], [170, 205, 250]], dtype=np.float32)  # BGR
@@ -192,25 +196,73 @@ def _occlude(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 _FORCED = ("glasses", "hat", "earring", "necklace", "open_mouth")
 
 
+LAYOUTS = ("course", "2025", "release")  # how ``generate`` lays the files out (the module docstring)
+# The release's part PNGs overlap as real annotations do: the skin runs under the features painted
+# after it, the hair under the hat, the ears under the earrings. Painting them in class order, later
+# over earlier, gives the index mask back; painting them in any other order does not.
+_UNDER = {1: (2, 3, 4, 5, 6, 7, 10, 11, 12), 8: (15,), 9: (15,), 13: (14,)}
+
+
+def _save_mask(mask: np.ndarray, path: Path) -> None:
+    png = Image.fromarray(mask, mode="P")
+    png.putpalette(PALETTE.flatten().tolist())
+    png.save(path)
+
+
+def _write_release_face(out: Path, face: int, img: np.ndarray, mask: np.ndarray) -> None:
+    """One face as the CelebAMask-HQ release holds it: the image at twice the mask's size, one
+    binary PNG per part present."""
+    big = cv2.resize(img, (img.shape[1] * 2, img.shape[0] * 2), interpolation=cv2.INTER_LINEAR)
+    (out / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out / IMAGE_DIR / f"{face}.jpg"), big, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    parts = out / ANNO_DIR / str(face // 2000)
+    parts.mkdir(parents=True, exist_ok=True)
+    for cls, part in enumerate(PARTS, start=1):
+        binary = np.isin(mask, (cls, *_UNDER.get(cls, ())))
+        if (mask == cls).any():
+            Image.fromarray(binary.astype(np.uint8) * 255, mode="L").save(parts / f"{face:05d}_{part}.png")
+
+
 def generate(out: str | Path, n_train: int = 800, n_val: int = 200, n_test: int = 100,
-             size: int = 128, seed: int = 0) -> Path:
-    """Write a synthetic set in the course layout under ``out``; the same seed gives the same files."""
+             size: int = 128, seed: int = 0, layout: str = "course", split_files: bool = True) -> Path:
+    """Write a synthetic set under ``out``; the same seed gives the same faces in every layout.
+
+    ``layout`` is one of ``LAYOUTS``: ``course`` (``train/train_image`` + ``train/train_mask``, ``val``,
+    ``test/test_image``), ``2025`` (the 2025 release: ``train/images`` + ``train/masks`` holding the
+    train and val faces, unlabeled ``test/images``) or ``release`` (the full CelebAMask-HQ release:
+    ``size``-px part PNGs under 2x-size images, every face annotated, and with ``split_files`` the
+    id mapping and partition list that give its official split)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     out = Path(out)
     splits = (("train", n_train, EASY, True), ("val", n_val, HARD, True), ("test", n_test, HARD, False))
+    partition, face = [], 0
     for split_index, (split, n, difficulty, with_mask) in enumerate(splits):
-        img_dir = out / split / f"{split}_image"
-        img_dir.mkdir(parents=True, exist_ok=True)
-        if with_mask:
-            (out / split / f"{split}_mask").mkdir(parents=True, exist_ok=True)
+        folder = {"course": split, "2025": "train" if with_mask else "test"}.get(layout, "")
+        img_dir, mask_dir = ((out / folder / f"{folder}_image", out / folder / f"{folder}_mask") if layout == "course"
+                             else (out / folder / "images", out / folder / "masks"))
         for i in range(n):
             rng = np.random.default_rng([seed, split_index, i])
             img, mask = draw_face(rng, size, difficulty, frozenset({_FORCED[i % len(_FORCED)]}))
-            cv2.imwrite(str(img_dir / f"{i}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            if layout == "release":
+                _write_release_face(out, face, img, mask)
+                partition.append(f"{face} {split_index}")
+                face += 1
+                continue
+            name = f"{i}" if layout == "course" else f"{split}_{i}"  # the 2025 layout merges two splits
+            img_dir.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(img_dir / f"{name}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
             if with_mask:
-                png = Image.fromarray(mask, mode="P")
-                png.putpalette(PALETTE.flatten().tolist())
-                png.save(out / split / f"{split}_mask" / f"{i}.png")
-    meta = {"generator": "trainable.synthetic", "seed": seed, "size": size,
+                mask_dir.mkdir(parents=True, exist_ok=True)
+                _save_mask(mask, mask_dir / f"{name}.png")
+    if layout == "release" and split_files:
+        # CelebA's files are numbered from 1 and the HQ faces are a shuffled subset of them
+        order = np.random.default_rng([seed, 99]).permutation(face) * 3 + 1
+        (out / MAPPING_FILE).write_text("idx         orig_idx    orig_file\n" + "".join(
+            f"{hq:<12d}{orig - 1:<12d}{orig:06d}.jpg\n" for hq, orig in enumerate(order)))
+        (out / PARTITION_FILE).write_text("".join(
+            f"{order[int(hq)]:06d}.jpg {code}\n" for hq, code in (line.split() for line in partition)))
+    meta = {"generator": "trainable.synthetic", "seed": seed, "size": size, "layout": layout,
             "n_train": n_train, "n_val": n_val, "n_test": n_test}
     (out / "synthetic.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
@@ -237,14 +289,6 @@ def ensure_synthetic(size: int = 128, seed: int = 0, n_train: int = 800, n_val: 
     return root
 
 
-def data_root(data: DataConfig) -> Path:
-    """``data.root``, or (when it is empty) the built-in synthetic set at the training resolution,
-    capped at 512 px: the set's size always follows ``data.image_size``."""
-    if data.root:
-        return Path(data.root).expanduser()
-    return ensure_synthetic(size=min(data.image_size, 512))
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainable.synthetic", description=__doc__.split("\n")[0])
     p.add_argument("out", help="output folder (created; existing files with the same names are replaced)")
@@ -253,15 +297,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-test", type=int, default=100)
     p.add_argument("--size", type=int, default=128, help="image side in pixels")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layout", choices=LAYOUTS, default="course",
+                   help="course layout, the 2025 release's (train + unlabeled test), or the full CelebAMask-HQ "
+                        "release's (per-part masks under 2x images)")
+    p.add_argument("--no-split-files", action="store_true",
+                   help="release layout: leave out the files that give the official split")
     args = p.parse_args(argv)
     for name in ("n_train", "n_val", "n_test"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
     if args.size < 32:
         p.error("--size must be at least 32 pixels")
-    generate(args.out, args.n_train, args.n_val, args.n_test, args.size, args.seed)
-    print(f"wrote {args.n_train} train, {args.n_val} val and {args.n_test} test images "
-          f"({args.size} px, seed {args.seed}) to {args.out}")
+    generate(args.out, args.n_train, args.n_val, args.n_test, args.size, args.seed, args.layout,
+             not args.no_split_files)
+    print(f"wrote {args.n_train} train, {args.n_val} val and {args.n_test} test faces "
+          f"({args.size} px, seed {args.seed}, {args.layout} layout) to {args.out}")
     return 0
 
 

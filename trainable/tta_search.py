@@ -17,7 +17,7 @@ from trainable.config import Config
 from trainable.data import train_and_val
 from trainable.loop import resolve_device
 from trainable.metrics import compute_metrics, confusion_matrix
-from trainable.synthetic import data_root
+from trainable.sources import data_root
 from trainable.tta import scaled_probs
 
 __all__ = ["print_tta_table", "score_tta"]

@@ -19,7 +19,15 @@ from search_spaces.driver.session import check_storage, check_storage_early
 from search_spaces.driver.tuner import build_tuner
 from trainable.config import Config
 from trainable.errors import UserError
-from trainable.layout import HOLDOUT_FILE, JOURNAL_FILE, ORPHANED_DIR, has_tune_state, replacing, trial_dirs
+from trainable.layout import (
+    HOLDOUT_FILE,
+    JOURNAL_FILE,
+    MIRRORED_FILE,
+    ORPHANED_DIR,
+    has_tune_state,
+    replacing,
+    trial_dirs,
+)
 
 __all__ = ["SearchOutcome", "create_experiment", "describe", "preflight", "run_search", "settle"]
 
@@ -94,13 +102,14 @@ def preflight(config: Config) -> Path:
     ``data.root`` is empty)."""
     from trainable.data import scan_split, train_and_val
     from trainable.models import build_model
-    from trainable.synthetic import data_root
+    from trainable.sources import data_root
 
     build_model(config.model, aux_head=config.loss.aux_weight > 0)
-    root = data_root(config.data)
-    for note in scan_split(root, "train", cache_dir=config.data.cache_dir).notes[:5]:
-        print(f"note: {note}")  # before the validation split is checked, which may refuse the data
     notes: list[str] = []
+    root = data_root(config.data, notes)
+    for note in [*notes, *scan_split(root, "train", cache_dir=config.data.cache_dir).notes[:5]]:
+        print(f"note: {note}")  # before the validation split is checked, which may refuse the data
+    notes = []
     _, val = train_and_val(root, config.data, notes)
     for note in [*notes, *val.notes[:5]]:
         print(f"note: {note}")
@@ -117,7 +126,7 @@ def run_search(exp_dir: Path, record: ExperimentRecord, restore: bool, trainable
     restore = restore and has_tune_state(exp_dir)  # else killed before Tune first saved: start over there
     if not restore:  # (a record of an earlier version is upgraded as it starts over)
         exp_dir.mkdir(parents=True, exist_ok=True)
-        _write_holdout(exp_dir, record.config)
+        _write_data_lists(exp_dir, record.config)
         record.write(exp_dir)
     env = {**TUNE_ENV, **{k: os.environ[k] for k in TUNE_ENV if k in os.environ}, **TUNE_ENV_FORCED}
     with patch.dict(os.environ, env), _stop_on_signals() as received, _without_tunes_resume_hint():
@@ -168,16 +177,24 @@ def _without_tunes_resume_hint() -> Iterator[None]:
         log.removeFilter(drop)
 
 
-def _write_holdout(exp_dir: Path, config: Config) -> None:
-    """Data without a validation split: write the held-out training images into the experiment and
-    point the config at the list, so every trial, a retrain and tta validate on the same pairs."""
+def _write_data_lists(exp_dir: Path, config: Config) -> None:
+    """Write into the experiment what it trains and validates on beyond the config: the training masks
+    the label audit found mirrored (trained as ``data.mirrored`` says), and, for data without a
+    validation split, the held-out training images, with the config pointed at that list so every
+    trial, a retrain and tta validate on the same pairs."""
+    from trainable.audit import audit
     from trainable.data import has_split, holdout_names, scan_split
-    from trainable.synthetic import data_root
+    from trainable.sources import data_root
 
     root = data_root(config.data)
+    train = scan_split(root, "train", cache_dir=config.data.cache_dir)
+    mirrored = audit("training", train.masks or [], train.orientations).mirrored
+    if mirrored:
+        with replacing(exp_dir / MIRRORED_FILE) as tmp:
+            tmp.write_text(f"# data.mirrored={config.data.mirrored}\n" + "\n".join(mirrored) + "\n")
     if config.data.holdout or has_split(root, "val"):
         return
-    names = holdout_names(scan_split(root, "train", cache_dir=config.data.cache_dir).images, config.data.val_fraction)
+    names = holdout_names(train.images, config.data.val_fraction)
     with replacing(exp_dir / HOLDOUT_FILE) as tmp:
         tmp.write_text("\n".join(names) + "\n")
     config.data.holdout = str(exp_dir / HOLDOUT_FILE)

@@ -20,6 +20,8 @@ from PIL import Image
 from search_spaces.base import SearchSpace, choice, randint, uniform
 from tests.reliability.clirun import Case, Workspace, check_refusal, run_cases, run_launch, snapshot
 from trainable.config import ConfigError
+from trainable.release import ANNO_DIR
+from trainable.synthetic import generate
 
 TRAIN_IMG, TRAIN_MASK = "train/train_image", "train/train_mask"
 SEARCH = ("--space", "augmentation", "--data", "{data}", "--storage-path", "{storage}")
@@ -139,6 +141,22 @@ def _file(rel: str, data: bytes = b"mine"):
     return prepare
 
 
+def _as_release(damage):
+    """The data folder replaced by the CelebAMask-HQ release's layout (per-part PNGs under 2x images),
+    then damaged by ``damage(folder)``."""
+    def prepare(ws: Workspace) -> None:
+        shutil.rmtree(ws.data)
+        generate(ws.data, n_train=6, n_val=2, n_test=0, size=64, layout="release")
+        damage(ws.data)
+    return prepare
+
+
+def _part(rel: str, pixels: np.ndarray):
+    def damage(folder) -> None:
+        Image.fromarray(pixels, mode="L").save(folder / ANNO_DIR / rel)
+    return damage
+
+
 def _experiment_record(text: str):
     def prepare(ws: Workspace) -> None:
         (ws.storage / "broken").mkdir()
@@ -197,6 +215,17 @@ CASES = [
     Case("missing-split", SEARCH, ("{data}/train: no 'train' split; expected train/train_image (course layout) "
                                    "or train/images (generic layout)",),
          prepare=_remove_folder("train")),
+    # --- the CelebAMask-HQ release: its part PNGs are checked as they are combined ---
+    Case("release-part-wrong-size", SEARCH,
+         ("{data}/CelebAMask-HQ-mask-anno/0/00002_nose.png: part is 32x32 but the face's other parts are 64x64",
+          "must have the same size"), prepare=_as_release(_part("0/00002_nose.png", np.zeros((32, 32), np.uint8)))),
+    Case("release-part-not-binary", SEARCH,
+         ("{data}/CelebAMask-HQ-mask-anno/0/00002_nose.png: not a binary part mask (values [0, 1, 2",
+          "a part PNG holds 0 and one other value"),
+         prepare=_as_release(_part("0/00002_nose.png", np.arange(64 * 64, dtype=np.uint8).reshape(64, 64) % 3))),
+    Case("release-without-annotations", SEARCH,
+         ("{data}: found CelebA-HQ-img but no CelebAMask-HQ-mask-anno folder", "unpack them there"),
+         prepare=_as_release(lambda folder: shutil.rmtree(folder / ANNO_DIR))),
     Case("holdout-leaves-no-training-pair", (*SEARCH, "--set", "data.val_fraction=1"),
          ("data.val_fraction=1 holds out 10 of 10 training pairs and leaves none to train on", "lower it"),
          prepare=_remove_folder("val"), may_write=(".facesearch-stats.json",)),  # of the valid training split
