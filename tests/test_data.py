@@ -5,7 +5,9 @@ import stat
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
+from trainable.classes import FLIP_LUT
 from trainable.config import DataConfig
 from trainable.data import (
     CACHE_NAME,
@@ -129,14 +131,17 @@ def test_data_without_a_validation_split_holds_out_training_pairs(tiny_data, tmp
     assert (len(train), len(val)) == (10, 5)  # a data set with its own validation split keeps it
 
 
-def test_a_search_writes_its_holdout_into_the_experiment(tiny_data, tmp_path):
+def test_a_search_writes_its_holdout_and_the_audit_into_the_experiment(tiny_data, tmp_path):
     from search_spaces.driver import new_record
-    from search_spaces.driver.search import _write_holdout
+    from search_spaces.driver.search import _write_data_lists
 
     root = _release_2025(tiny_data, tmp_path / "release")
-    record = new_record("augmentation", name="exp", gpus=0, data=str(root))
+    mirrored = root / "train/masks/4.png"
+    Image.fromarray(FLIP_LUT[np.asarray(Image.open(mirrored))]).save(mirrored)
+    record = new_record("augmentation", name="exp", gpus=0, data=str(root), overrides={"data.mirrored": "fix"})
     (tmp_path / "exp").mkdir()
-    _write_holdout(tmp_path / "exp", record.config)
+    _write_data_lists(tmp_path / "exp", record.config)
     assert record.config.data.holdout == str(tmp_path / "exp" / "holdout.txt")
     assert (tmp_path / "exp" / "holdout.txt").read_text().split() == holdout_names(scan_split(root, "train").images,
                                                                                   0.1)
+    assert (tmp_path / "exp" / "mirrored.txt").read_text().splitlines() == ["# data.mirrored=fix", str(mirrored)]
