@@ -6,6 +6,7 @@
     python launch.py tta EXP                          # score TTA scales and flip on the best trial
     python launch.py retrain EXP --top 3 --seeds 3    # the best configurations, trained again in full
     python launch.py predict MODEL --images DIR --out DIR --zip submission.zip
+    python launch.py predict MODEL --out submission --submission ce7454-2025   # masks/ + solution/, zipped
     python launch.py evaluate PRED_DIR TRUTH_DIR      # score predicted masks as the course does
 
 `python launch.py VERB --help` lists a verb's flags, with examples.
@@ -97,7 +98,7 @@ def predict(args) -> int:
     from trainable.predict import format_result, parse_scales, predict_folder
 
     result = predict_folder(args.model, args.images, args.out, scales=parse_scales(args.tta), flip=args.flip or None,
-                            size=args.size, zip_path=args.zip, force=args.force)
+                            size=args.size, zip_path=args.zip, force=args.force, submission=args.submission)
     print("\n".join(format_result(result)))
     return 0
 
@@ -161,15 +162,20 @@ VERBS = {
         ["EXP", "EXP --trial trial_1a2b3c4d", "EXP --top 3 --seeds 3 --epochs 60 --train-on train+val"]),
     "predict": (predict, "predict a folder of images and package the submission",
                 {"model": f"{MODEL_FILE} of a retrain, or a trial's checkpoint"}, {
-        "--images": dict(required=True, help="folder of images to predict"),
+        "--images": dict(help="folder of images to predict (default: the test split of the checkpoint's data, "
+                              "test/images or test/test_image)"),
         "--out": dict(required=True, help="folder for the masks"),
         "--tta": dict(help="scales, e.g. 0.75,1,1.25 (default: the checkpoint's)"),
         "--flip": dict(action="store_true", help="add flipped predictions (left/right labels swapped)"),
-        "--zip": dict(help="also write the masks into this zip, under one top folder"),
+        "--zip": dict(help="also write the masks into this zip, under one top folder (with --submission: the "
+                           "zip's path, default OUT.zip)"),
+        "--submission": dict(metavar="CHALLENGE", help="write and zip the layout this challenge takes, after checking "
+                                                       "the model against its rules (ce7454-2025: masks/ + solution/)"),
         "--size": dict(type=int, help="mask side in pixels (default: each input image's size)"),
         "--force": dict(action="store_true", help="replace an existing output folder or zip")},
         [f"EXP/{RETRAIN_DIR}/trial_1a2b3c4d/{MODEL_FILE} --images DATA/test/test_image --out preds "
-         f"--zip submission.zip"]),
+         f"--zip submission.zip",
+         f"EXP/{RETRAIN_DIR}/trial_1a2b3c4d/{MODEL_FILE} --out submission --submission ce7454-2025"]),
     "evaluate": (evaluate, "score predicted masks against true masks as the course evaluator does",
                  {"pred_dir": "folder of predicted index PNGs (or one holding a single sub-folder)",
                   "truth_dir": "folder of true masks, e.g. DATA/val/val_mask"}, {}, ["predictions DATA/val/val_mask"]),

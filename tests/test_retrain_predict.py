@@ -149,3 +149,80 @@ def test_train_on_train_plus_val(tiny_master):
 
     run = build_run(Config.from_dict(tiny_config(tiny_master, data={"train_on": "train+val"})))
     assert len(run.train_loader.dataset) == 10 + 5
+
+
+REPO_MODULES = ("trainable", "search_spaces", "analysis", "launch", "tests")
+# run.py as the grader runs it: a fresh interpreter in which nothing of this repository can be imported
+ALONE = f"""
+import runpy, sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {REPO_MODULES!r}:
+            raise ImportError("run.py imported " + name + " from the repository it was shipped from")
+sys.meta_path.insert(0, Refuse())
+sys.path[:] = [p for p in sys.path if p not in ("", {str(Path(__file__).resolve().parents[1])!r})]
+sys.argv = ["run.py", *sys.argv[1:]]
+runpy.run_path("run.py", run_name="__main__")
+"""
+
+
+def test_2025_submission_is_masks_and_a_solution_whose_run_py_alone_reproduces_every_mask(retrained, tiny_master,
+                                                                                         tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "submission"
+    # no --images: the checkpoint's data's test split is the prediction set
+    result = predict_folder(retrained[0] / "model.pt", None, out, submission="ce7454-2025")
+    assert result["zip"] == f"{out}.zip" and result["images"] == 3
+    with zipfile.ZipFile(result["zip"]) as z:
+        assert sorted(z.namelist()) == ["masks/0.png", "masks/1.png", "masks/2.png", "solution/ckpt.pth",
+                                        "solution/requirements.txt", "solution/run.py"]
+        z.extractall(tmp_path / "unzipped")
+    solution = tmp_path / "unzipped" / "solution"
+    spec = torch.load(solution / "ckpt.pth", weights_only=True)
+    assert spec["tta_scales"] == [0.75, 1.0] and spec["tta_flip"] is True  # the checkpoint's TTA
+    assert spec["arch"] == "Unet" and not any(k.startswith("aux") for k in spec["state_dict"])
+    pins = dict(line.split("==") for line in (solution / "requirements.txt").read_text().split())
+    assert set(pins) == {"torch", "segmentation-models-pytorch", "timm", "albumentations", "numpy", "pillow"}
+    assert pins["torch"] == torch.__version__.split("+")[0]
+    for i in range(3):
+        image = tiny_master / "test" / "test_image" / f"{i}.jpg"
+        mask = tmp_path / f"{i}.png"
+        run = subprocess.run([sys.executable, "-c", ALONE, "--input", str(image), "--output", str(mask),
+                              "--weights", "ckpt.pth"], cwd=solution, capture_output=True, text=True, timeout=300,
+                             env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+        assert run.returncode == 0, run.stderr[-2000:]
+        mine = Image.open(tmp_path / f"{i}.png")
+        assert mine.mode == "L" and mine.size == Image.open(image).size
+        assert (tmp_path / f"{i}.png").read_bytes() == (tmp_path / "unzipped" / "masks" / f"{i}.png").read_bytes()
+    assert "solution/run.py" in (tmp_path / "SUBMISSION.md").read_text()
+
+
+def test_a_submission_is_refused_by_the_editions_rules_before_anything_is_written(retrained, tmp_path):
+    state = torch.load(retrained[0] / "model.pt", weights_only=True)
+    params = sum(p.numel() for k, p in state["model"].items() if k.startswith("net.") and "running" not in k
+                 and "num_batches" not in k)
+    from dataclasses import replace
+
+    from trainable import challenges
+
+    strict = replace(challenges.CHALLENGES["ce7454-2025"], name="strict", max_params=params - 1)
+    challenges.CHALLENGES["strict"] = strict
+    try:
+        with pytest.raises(UserError, match=f"has {params:,} trainable parameters; strict allows at most "
+                                            f"{params - 1:,}"):
+            predict_folder(retrained[0] / "model.pt", None, tmp_path / "sub", submission="strict")
+    finally:
+        del challenges.CHALLENGES["strict"]
+    state["config"]["model"]["pretrained"] = "imagenet"  # as a 2022 model would be
+    torch.save(state, tmp_path / "imagenet.pt")
+    with pytest.raises(UserError, match="trained from imagenet weights, but ce7454-2024 allows training from scratch"):
+        predict_folder(tmp_path / "imagenet.pt", None, tmp_path / "sub", submission="ce7454-2024")
+    with pytest.raises(UserError, match="--submission ce7454-2026: unknown challenge; valid challenges are"):
+        predict_folder(tmp_path / "imagenet.pt", None, tmp_path / "sub", submission="ce7454-2026")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imagenet.pt"]
+    # the 2022 rules allow it: the masks under one folder, zipped, within 30 MB
+    result = predict_folder(tmp_path / "imagenet.pt", None, tmp_path / "sub", submission="ai6126-2022")
+    with zipfile.ZipFile(result["zip"]) as z:
+        assert sorted(z.namelist()) == ["sub/0.png", "sub/1.png", "sub/2.png"]

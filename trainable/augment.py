@@ -12,10 +12,10 @@ from typing import Any
 import albumentations as A
 import cv2
 import numpy as np
-from albumentations.pytorch import ToTensorV2
 
 from trainable.classes import FLIP_LUT
 from trainable.config import AugConfig
+from trainable.solution import eval_transform, normalize
 
 __all__ = ["HorizontalFlipSwap", "eval_transform", "train_transform"]
 
@@ -25,10 +25,6 @@ class HorizontalFlipSwap(A.HorizontalFlip):
 
     def apply_to_mask(self, mask: np.ndarray, **params: Any) -> np.ndarray:
         return FLIP_LUT[np.ascontiguousarray(mask[:, ::-1])]
-
-
-def _normalize(mean: list[float], std: list[float]) -> list:
-    return [A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0), ToTensorV2()]
 
 
 def train_transform(aug: AugConfig, size: int, mean: list[float], std: list[float]) -> A.Compose:
@@ -59,9 +55,6 @@ def train_transform(aug: AugConfig, size: int, mean: list[float], std: list[floa
         ops.append(A.CoarseDropout(num_holes_range=(1, aug.cutout_holes), hole_height_range=(lo, aug.cutout_max),
                                    hole_width_range=(lo, aug.cutout_max), fill=0, fill_mask=None,
                                    p=aug.cutout_p))
-    return A.Compose(ops + _normalize(mean, std))
+    return A.Compose(ops + normalize(mean, std))
 
 
-def eval_transform(size: int, mean: list[float], std: list[float]) -> A.Compose:
-    """Validation/prediction pipeline: resize the image to the model's size and normalise."""
-    return A.Compose([A.Resize(size, size), *_normalize(mean, std)])

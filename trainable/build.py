@@ -9,7 +9,7 @@ trains and evaluates one epoch and returns the metrics a trial reports; ``save_c
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -224,7 +224,9 @@ def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> 
     """The model of a checkpoint, in eval mode, with its config and the saved state."""
     state = read_checkpoint(path)
     cfg = Config.from_dict(state["config"])
-    model = build_model(cfg.model, aux_head=cfg.loss.aux_weight > 0)
+    # the saved weights replace any the model starts from (none fetched), and the rules are checked by
+    # whoever asks (predict --submission): loading only rebuilds the network
+    model = build_model(replace(cfg.model, pretrained="none", max_params=0), aux_head=cfg.loss.aux_weight > 0)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:

@@ -38,8 +38,8 @@ CHALLENGES = {c.name: c for c in (
 )}
 
 
-def get_challenge(name: str) -> Challenge:
-    """The edition called ``name``; an unknown name lists the valid ones."""
+def get_challenge(name: str, flag: str = "--challenge") -> Challenge:
+    """The edition called ``name``; an unknown name (given with ``flag``) lists the valid ones."""
     if name not in CHALLENGES:
-        raise UserError(f"--challenge {name}: unknown challenge; valid challenges are {', '.join(CHALLENGES)}")
+        raise UserError(f"{flag} {name}: unknown challenge; valid challenges are {', '.join(CHALLENGES)}")
     return CHALLENGES[name]

@@ -52,6 +52,7 @@ __all__ = [
     "RESULT_FILE",
     "RETRAIN_DIR",
     "RETRAIN_FILES",
+    "SOLUTION_FILES",
     "STOPPED_FILE",
     "SUBMISSION_NOTE",
     "TEMP_MARK",
@@ -66,6 +67,8 @@ __all__ = [
 
 EXPERIMENT_FILE = "experiment.json"
 HOLDOUT_FILE = "holdout.txt"
+# a submission's solution/ folder (predict --submission ce7454-2025), named by the 2025 rules
+SOLUTION_FILES = {"weights": "ckpt.pth", "requirements": "requirements.txt", "script": "run.py"}
 MIRRORED_FILE = "mirrored.txt"
 JOURNAL_FILE = "optuna.journal"
 TUNE_STATE_GLOB = "experiment_state-*.json"

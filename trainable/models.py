@@ -21,7 +21,7 @@ from trainable.classes import NUM_CLASSES
 from trainable.config import ModelConfig
 from trainable.errors import UserError
 
-__all__ = ["ARCHS", "ModelError", "SegmentationNet", "build_model", "count_parameters", "load_weights"]
+__all__ = ["ARCHS", "ModelError", "SegmentationNet", "build_model", "count_parameters", "load_weights", "smp_spec"]
 
 
 class ModelError(UserError):
@@ -73,15 +73,21 @@ class SegmentationNet(nn.Module):
         return logits
 
 
-def build_model(cfg: ModelConfig, aux_head: bool = False, num_classes: int = NUM_CLASSES) -> SegmentationNet:
-    """Build the configured model; raises ``ModelError`` for unknown names, missing weights or budget."""
+def smp_spec(cfg: ModelConfig, num_classes: int = NUM_CLASSES) -> tuple[type[nn.Module], dict]:
+    """The segmentation_models_pytorch class of ``cfg`` and the arguments that build it (no weights)."""
     if cfg.arch not in ARCHS:
         raise ModelError(f"model.arch={cfg.arch!r}: valid architectures are {', '.join(ARCHS)}")
     cls, decoder_kwargs = ARCHS[cfg.arch]
+    return cls, {"encoder_name": cfg.encoder, "encoder_weights": None, "classes": num_classes,
+                 **decoder_kwargs(cfg.decoder_width)}
+
+
+def build_model(cfg: ModelConfig, aux_head: bool = False, num_classes: int = NUM_CLASSES) -> SegmentationNet:
+    """Build the configured model; raises ``ModelError`` for unknown names, missing weights or budget."""
+    cls, kwargs = smp_spec(cfg, num_classes)
 
     def make(weights: str | None) -> nn.Module:
-        return cls(encoder_name=cfg.encoder, encoder_weights=weights, classes=num_classes,
-                   **decoder_kwargs(cfg.decoder_width))
+        return cls(**{**kwargs, "encoder_weights": weights})
 
     try:
         net = make(None)

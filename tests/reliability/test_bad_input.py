@@ -352,6 +352,8 @@ CASES = [
     Case("retrain-not-an-experiment", ("retrain", "{storage}"), ("{storage}: not an experiment directory",)),
     Case("retrain-old-spelling", ("--retrain", "{storage}"), ("{storage}: not an experiment directory",)),
     # --- predict ---
+    Case("predict-unknown-submission", (*PREDICT, "--out", "{root}/preds", "--submission", "ce7454-2023"),
+         ("--submission ce7454-2023: unknown challenge", "valid challenges are ai6126-2022, ce7454-2024, ce7454-2025")),
     Case("predict-output-exists", (*PREDICT, "--out", "{root}/preds"),
          ("{root}/preds: output folder exists and is not empty", "pass --force"),
          prepare=_folder_with_file("preds")),
