@@ -33,7 +33,7 @@ from trainable.loop import evaluate
 
 __all__ = ["RetrainJob", "format_results", "machine_info", "plan_retrain", "retrain"]
 
-HELD_OUT_NOTE = ("trained on train+val: the val mIoU below was measured on images the model trained on and "
+HELD_OUT_NOTE = ("trained on train+val: the validation scores below were measured on images the model trained on and "
                  "is not a held-out estimate")
 GPU_NOTE = ("trained on a GPU: cuDNN picks its kernels per run, so the figures come close to the trial's but are "
             "not equal (on the CPU they are)")
