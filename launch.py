@@ -23,7 +23,7 @@ from trainable.challenges import CHALLENGES
 from trainable.cli import parse_verb
 from trainable.config import parse_overrides
 from trainable.errors import cli_errors
-from trainable.layout import MODEL_FILE, RETRAIN_DIR
+from trainable.layout import MODEL_FILE, RETRAIN_DIR, SUBMISSION_DIR
 
 # Ray, torch, Optuna and the analysis are imported by the verb that needs them: a refused argument
 # or data set is then reported in seconds, before any of them loads.
@@ -78,19 +78,27 @@ def tta(args) -> int:
 
 def retrain(args) -> int:
     from analysis.load import load_experiment
-    from trainable.retrain import format_results, plan_retrain
+    from trainable.retrain import check_submission, format_results, plan_retrain
     from trainable.retrain import retrain as train_again
 
     exp = load_experiment(args.exp)
     jobs = plan_retrain(exp.retrain_candidates(args.trial, args.top), Path(args.out or exp.path / RETRAIN_DIR),
                         epochs=args.epochs, seeds=args.seeds, seed=args.seed, train_on=args.train_on, data=args.data,
                         overrides=parse_overrides(args.set))
+    if args.submission:
+        check_submission(jobs, args.submission)  # before hours of training, not after
     results = []
     for job in jobs:
         print(job.describe(exp.record.metric_name))
         results.append({"trial": job.trial, "out": str(job.out), "search_score": job.search_score,
                         **train_again(job.cfg, job.out, threads=job.threads)})
     print("\n".join(format_results(results, exp.record.metric, exp.record.metric_name)))
+    if args.submission:
+        from trainable.predict import format_result, predict_folder
+
+        job = jobs[0]
+        print("\n".join(format_result(predict_folder(job.out / MODEL_FILE, None, job.out / SUBMISSION_DIR,
+                                                     submission=args.submission))))
     return 0
 
 
@@ -158,8 +166,12 @@ VERBS = {
         "--epochs": dict(type=int, help="epochs of the schedule (default: the trial's)"),
         "--seeds": dict(type=int, default=1, help="seeds per configuration, counting up from the trial's"),
         "--train-on": dict(choices=("train", "train+val"), help="training data (train+val: val not held out)"),
-        "--out": dict(help="output folder (default EXP/retrain)"), **SHARED},
-        ["EXP", "EXP --trial trial_1a2b3c4d", "EXP --top 3 --seeds 3 --epochs 60 --train-on train+val"]),
+        "--out": dict(help="output folder (default EXP/retrain)"),
+        "--submission": dict(metavar="CHALLENGE", help="then predict the data's test split into this challenge's "
+                                                       "submission, OUT/<trial>/submission.zip (rules checked first)"),
+        **SHARED},
+        ["EXP", "EXP --trial trial_1a2b3c4d", "EXP --top 3 --seeds 3 --epochs 60 --train-on train+val",
+         "EXP --train-on train+val --submission ce7454-2025"]),
     "predict": (predict, "predict a folder of images and package the submission",
                 {"model": f"{MODEL_FILE} of a retrain, or a trial's checkpoint"}, {
         "--images": dict(help="folder of images to predict (default: the test split of the checkpoint's data, "

@@ -53,15 +53,22 @@ def _search_to_submission(data, tmp_path, expected_notes: tuple[str, ...], holdo
     assert "val F-score" in table.columns and table.loc[0, "trial"].split(" ")[0] == best[1]
     assert "val F-score" in (exp / "analysis" / "report.md").read_text()
 
-    retrained = _run("retrain", str(exp), "--out", str(tmp_path / "retrain"))
+    # the second command: retrain the best trial and submit it (its rules and test split checked first)
+    submit = ("--submission", "ce7454-2025")
+    if images:  # no test split to predict: refused before training, then predicted with --images
+        refused = launch("retrain", str(exp), "--out", str(tmp_path / "retrain"), *submit)
+        assert refused.wait(timeout=300) == 2 and "has no test split" in refused.stdout.read()
+        assert not (tmp_path / "retrain").exists()
+    retrained = _run("retrain", str(exp), "--out", str(tmp_path / "retrain"), *(() if images else submit))
     assert "val F-score" in retrained and best[1] in retrained
-    summary = json.loads((tmp_path / "retrain" / best[1] / "summary.json").read_text())
+    trained = tmp_path / "retrain" / best[1]
+    summary = json.loads((trained / "summary.json").read_text())
     assert summary["val_fscore"] == pytest.approx(rows[-1]["val_fscore"], abs=1e-9)  # the same split, the same run
-
-    submitted = _run("predict", str(tmp_path / "retrain" / best[1] / "model.pt"), "--out", str(tmp_path / "sub"),
-                     "--submission", "ce7454-2025", *images)
-    assert "submission: ce7454-2025 (masks-and-solution)" in submitted
-    with zipfile.ZipFile(tmp_path / "sub.zip") as z:
+    if images:
+        retrained = _run("predict", str(trained / "model.pt"), "--out", str(trained / "submission"), *submit,
+                         *images)
+    assert "submission: ce7454-2025 (masks-and-solution)" in retrained
+    with zipfile.ZipFile(trained / "submission.zip") as z:
         names = sorted(z.namelist())
     masks = [n for n in names if n.startswith("masks/")]
     assert len(masks) == predicted and names[len(masks):] == ["solution/ckpt.pth", "solution/requirements.txt",

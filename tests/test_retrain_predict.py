@@ -226,3 +226,18 @@ def test_a_submission_is_refused_by_the_editions_rules_before_anything_is_writte
     result = predict_folder(tmp_path / "imagenet.pt", None, tmp_path / "sub", submission="ai6126-2022")
     with zipfile.ZipFile(result["zip"]) as z:
         assert sorted(z.namelist()) == ["sub/0.png", "sub/1.png", "sub/2.png"]
+
+
+def test_retrain_submission_is_refused_before_training(tiny_master, tmp_path):
+    from trainable.retrain import RetrainJob, check_submission
+
+    cfg = Config.from_dict(tiny_config(tiny_master))
+    two = [RetrainJob("trial_a", cfg, tmp_path / "a", 1, 0.5), RetrainJob("trial_b", cfg, tmp_path / "b", 1, 0.4)]
+    with pytest.raises(UserError, match="--submission ce7454-2025: submits one model, but this retrain trains 2"):
+        check_submission(two, "ce7454-2025")
+    big = Config.from_dict(tiny_config(tiny_master, model={"encoder": "resnet34", "max_params": 0}))
+    with pytest.raises(UserError, match=r"trial trial_a: the model has [\d,]+ trainable parameters; ce7454-2025 "
+                                        r"allows at most 1,821,084"):
+        check_submission([RetrainJob("trial_a", big, tmp_path / "a", 1, 0.5)], "ce7454-2025")
+    assert check_submission(two[:1], "ce7454-2025").name == "ce7454-2025"
+    assert not list(tmp_path.iterdir())

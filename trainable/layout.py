@@ -15,7 +15,8 @@
       orphaned/                  trial folders a killed driver started but never recorded
       analysis/                  python -m analysis: report.md, trials.parquet, tables/, plots/
       retrain/<trial>[-seedK]/   python launch.py retrain: model.pt, model.safetensors, config.json,
-                                 summary.json, curves.csv, curves.png, machine.json
+                                 summary.json, curves.csv, curves.png, machine.json, and with
+                                 --submission: submission/, submission.zip, SUBMISSION.md
 
 ``params.json``, ``result.json``, ``progress.csv`` and ``error.txt`` are Ray Tune's names (its
 ``ray.tune.result`` constants; a test checks they still agree). Nothing else in the package spells
@@ -54,6 +55,7 @@ __all__ = [
     "RETRAIN_FILES",
     "SOLUTION_FILES",
     "STOPPED_FILE",
+    "SUBMISSION_DIR",
     "SUBMISSION_NOTE",
     "TEMP_MARK",
     "TRIAL_PREFIX",
@@ -67,6 +69,7 @@ __all__ = [
 
 EXPERIMENT_FILE = "experiment.json"
 HOLDOUT_FILE = "holdout.txt"
+SUBMISSION_DIR = "submission"  # retrain --submission: EXP/retrain/<trial>/submission/ and submission.zip
 # a submission's solution/ folder (predict --submission ce7454-2025), named by the 2025 rules
 SOLUTION_FILES = {"weights": "ckpt.pth", "requirements": "requirements.txt", "script": "run.py"}
 MIRRORED_FILE = "mirrored.txt"

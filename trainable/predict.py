@@ -36,7 +36,8 @@ from trainable.models import SegmentationNet, count_parameters, smp_spec
 from trainable.solution import FORMAT, predict_image, write_mask
 from trainable.tta import FLIP_CHANNELS
 
-__all__ = ["MAX_ZIP_MB", "format_result", "parse_scales", "predict_folder", "solution_checkpoint"]
+__all__ = ["MAX_ZIP_MB", "check_rules", "format_result", "parse_scales", "predict_folder", "prediction_images",
+           "solution_checkpoint"]
 
 MAX_ZIP_MB = 30.0  # the challenge's upload limit
 # what the standalone run.py imports (trainable.solution), and timm, which builds smp's "tu-" encoders
@@ -141,30 +142,28 @@ def _requirements() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _check_rules(challenge: Challenge, model: SegmentationNet, cfg: Config, checkpoint) -> int:
-    """The shipped network's trainable parameters, refused over the edition's budget or when it was
-    trained from weights the edition forbids."""
-    params = count_parameters(model.net)
+def check_rules(challenge: Challenge, cfg: Config, params: int, what: str | Path) -> None:
+    """Refuse a model (``what``: its checkpoint or configuration) of ``params`` trainable parameters
+    over the edition's budget, or trained from weights the edition forbids."""
     if challenge.max_params and params > challenge.max_params:
-        raise UserError(f"{checkpoint}: the model has {params:,} trainable parameters; {challenge.name} allows "
+        raise UserError(f"{what}: the model has {params:,} trainable parameters; {challenge.name} allows "
                         f"at most {challenge.max_params:,}; retrain a smaller one (search --challenge "
                         f"{challenge.name} keeps to the budget); nothing was written")
     if not challenge.pretrained and cfg.model.pretrained != "none":
-        raise UserError(f"{checkpoint}: the model was trained from {cfg.model.pretrained} weights, but "
+        raise UserError(f"{what}: the model was trained from {cfg.model.pretrained} weights, but "
                         f"{challenge.name} allows training from scratch only; retrain with model.pretrained=none; "
                         f"nothing was written")
-    return params
 
 
-def _default_images(cfg: Config, checkpoint) -> Path:
-    """The prediction set of the checkpoint's data: its unlabeled ``test`` split."""
+def prediction_images(cfg: Config, what: str | Path) -> Path:
+    """The prediction set of ``cfg``'s data: its unlabeled ``test`` split."""
     from trainable.data import DataError, find_split
     from trainable.sources import data_root
 
     try:
         return find_split(data_root(cfg.data), "test", with_masks=False)[0]
     except DataError:
-        raise UserError(f"{checkpoint}: its data ({cfg.data.root or 'the synthetic set'}) has no test split "
+        raise UserError(f"{what}: its data ({cfg.data.root or 'the synthetic set'}) has no test split "
                         f"(test/images or test/test_image); pass the images to predict with --images") from None
 
 
@@ -184,8 +183,10 @@ def predict_folder(checkpoint: str | Path, images: str | Path | None, out: str |
         max_zip_mb = challenge.max_zip_mb
         zip_path = zip_path or f"{Path(out).expanduser().resolve()}.zip"
     model, cfg, state = load_trained_model(checkpoint)
-    params = _check_rules(challenge, model, cfg, checkpoint) if challenge else count_parameters(model)
-    images = Path(images).expanduser() if images else _default_images(cfg, checkpoint)
+    params = count_parameters(model.net if challenge else model)  # a submission ships no auxiliary head
+    if challenge:
+        check_rules(challenge, cfg, params, checkpoint)
+    images = Path(images).expanduser() if images else prediction_images(cfg, checkpoint)
     # ".." and symlinks resolved: the folder replaced, and the zip's top folder, are the real ones
     out = Path(out).expanduser().resolve()
     _check_out(out, images, Path(checkpoint), force)

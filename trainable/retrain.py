@@ -3,7 +3,9 @@
 Each output folder holds the weights (``model.pt``, loadable with ``torch.load(...,
 weights_only=True)``, and ``model.safetensors``), the resolved config, the parameter count, the
 training curves as CSV and PNG, the machine it ran on, and the val mIoU with and without the
-configured test-time augmentation. No Ray: a plain loop, one configuration at a time.
+configured test-time augmentation. No Ray: a plain loop, one configuration at a time. With a
+challenge to submit to (``retrain --submission NAME``) the retrained model then predicts the data's
+test split into that edition's submission (``trainable.predict``); its rules are checked first.
 
 A retrain of a trial with the trial's own epochs and seed repeats the trial's per-epoch figures
 exactly on the CPU: the data order and augmentation follow from the seed alone, and training runs
@@ -26,12 +28,15 @@ import pandas as pd
 import torch
 
 from trainable.build import build_run, run_epoch
+from trainable.challenges import Challenge, get_challenge
 from trainable.config import Config, flatten, merge_flags
 from trainable.errors import UserError
 from trainable.layout import MODEL_FILE, RETRAIN_FILES, replacing
 from trainable.loop import evaluate
+from trainable.models import build_model, count_parameters
+from trainable.predict import check_rules, prediction_images
 
-__all__ = ["RetrainJob", "format_results", "machine_info", "plan_retrain", "retrain"]
+__all__ = ["RetrainJob", "check_submission", "format_results", "machine_info", "plan_retrain", "retrain"]
 
 HELD_OUT_NOTE = ("trained on train+val: the validation scores below were measured on images the model trained on and "
                  "is not a held-out estimate")
@@ -73,6 +78,21 @@ def plan_retrain(trials: list[tuple[str, dict, int, float]], out_root: Path, *, 
                 raise UserError(f"{out}: already exists; choose another --out or remove it")
             jobs.append(RetrainJob(name, cfg, out, threads, score))
     return jobs
+
+
+def check_submission(jobs: list[RetrainJob], name: str) -> Challenge:
+    """Before any training: the challenge ``retrain --submission NAME`` submits to, refused unless there
+    is one model to submit, within the challenge's rules, with a test split to predict."""
+    challenge = get_challenge(name, flag="--submission")
+    if len(jobs) != 1:
+        raise UserError(f"--submission {name}: submits one model, but this retrain trains {len(jobs)} (--top or "
+                        f"--seeds); retrain one, or predict the one you choose with python launch.py predict MODEL "
+                        f"--submission {name}")
+    cfg = jobs[0].cfg
+    model = build_model(replace(cfg.model, pretrained="none", max_params=0), aux_head=False)
+    check_rules(challenge, cfg, count_parameters(model), f"trial {jobs[0].trial}")
+    prediction_images(cfg, f"trial {jobs[0].trial}")
+    return challenge
 
 
 def machine_info() -> dict:
