@@ -112,10 +112,9 @@ def predict(args) -> int:
 
 
 def evaluate(args) -> int:
-    from trainable.evaluate import evaluate_folders, format_report
+    from trainable.evaluate import report
 
-    metrics, notes, images = evaluate_folders(args.pred_dir, args.truth_dir)
-    print("\n".join([*(f"note: {note}" for note in notes), format_report(metrics, images)]))
+    print(report(args.pred_dir, args.truth_dir))
     return 0
 
 

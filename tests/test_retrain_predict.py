@@ -241,3 +241,19 @@ def test_retrain_submission_is_refused_before_training(tiny_master, tmp_path):
         check_submission([RetrainJob("trial_a", big, tmp_path / "a", 1, 0.5)], "ce7454-2025")
     assert check_submission(two[:1], "ce7454-2025").name == "ce7454-2025"
     assert not list(tmp_path.iterdir())
+
+
+def test_python_m_trainable_evaluate_scores_an_unpacked_2025_submission(retrained, tiny_master, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "sub"
+    predict_folder(retrained[0] / "model.pt", tiny_master / "val" / "val_image", out, submission="ce7454-2025")
+    metrics, _, _ = evaluate_folders(out / "masks", tiny_master / "val" / "val_mask")
+    run = subprocess.run([sys.executable, "-m", "trainable.evaluate", str(out), str(tiny_master / "val" / "val_mask")],
+                         capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert run.returncode == 0, run.stderr
+    assert f"F-score         {metrics.fscore:.4f}" in run.stdout and f"mIoU          {metrics.miou:>8.3f}" in run.stdout
+    refused = subprocess.run([sys.executable, "-m", "trainable.evaluate", str(tmp_path / "nope"), str(out)],
+                             capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert refused.returncode == 2 and refused.stderr.startswith("error: ") and "Traceback" not in refused.stderr

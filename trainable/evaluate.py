@@ -1,15 +1,18 @@
 """Score a folder of predicted masks against a folder of true masks as the graders do: the course's
 mIoU and the 2025 edition's per-image F-score.
 
-    python launch.py evaluate PRED_DIR TRUTH_DIR
+    python launch.py evaluate PRED_DIR TRUTH_DIR      (or python -m trainable.evaluate PRED_DIR TRUTH_DIR)
 
 Predictions are index PNGs named like the true masks (``<stem>.png``). A prediction folder that
-holds a single sub-folder (as a submission zip unpacks) is descended into. Every true mask needs a
+holds a single sub-folder (as a submission zip unpacks), or ``masks/`` beside ``solution/`` (a 2025
+submission), is descended into. Every true mask needs a
 prediction of the same size; extra predictions are ignored with a note.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,16 +20,18 @@ import numpy as np
 
 from trainable.classes import CLASSES, NUM_CLASSES
 from trainable.decode import read_mask
-from trainable.errors import UserError
+from trainable.errors import UserError, cli_errors
 from trainable.metrics import SegMetrics, compute_metrics, confusion_matrix, image_fscores
 
-__all__ = ["evaluate_folders", "format_report"]
+__all__ = ["evaluate_folders", "format_report", "main", "report"]
 
 
 def _mask_files(folder: Path, what: str) -> dict[str, Path]:
     if not folder.is_dir():
         raise UserError(f"{folder}: {what} folder not found")
     entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    if {p.name for p in entries} == {"masks", "solution"} and (folder / "masks").is_dir():  # a 2025 submission
+        return _mask_files(folder / "masks", what)
     if len(entries) == 1 and entries[0].is_dir():  # the course evaluator descends into a lone folder
         return _mask_files(entries[0], what)
     files = {p.stem: p for p in entries if p.suffix.lower() == ".png" and p.is_file()}
@@ -85,3 +90,23 @@ def format_report(m: SegMetrics, n_images: int | None = None) -> str:
     for name, iou, f1 in zip(CLASSES, m.iou, m.f1, strict=False):
         lines.append(f"{name:<14}{iou:>8.3f}{f1:>8.3f}" if np.isfinite(iou) else f"{name:<14}{'absent':>8}{'':>8}")
     return "\n".join(lines)
+
+
+def report(pred_dir: str | Path, truth_dir: str | Path) -> str:
+    """What the command line prints: the notes, then ``format_report``."""
+    metrics, notes, images = evaluate_folders(pred_dir, truth_dir)
+    return "\n".join([*(f"note: {note}" for note in notes), format_report(metrics, images)])
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainable.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("pred_dir", help="folder of predicted index PNGs (or one holding a single sub-folder)")
+    p.add_argument("truth_dir", help="folder of true masks, e.g. DATA/val/val_mask")
+    args = p.parse_args(argv)
+    print(report(args.pred_dir, args.truth_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
