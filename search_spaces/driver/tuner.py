@@ -11,6 +11,7 @@ from pathlib import Path
 from ray.tune import CLIReporter
 
 from search_spaces.driver.record import ExperimentRecord
+from search_spaces.driver.results import ProgressRecord, ResultRecord
 from search_spaces.driver.searcher import make_searcher, skip_finished_trials
 from search_spaces.driver.storage import storage_filesystem
 from trainable.layout import JOURNAL_FILE, remove_partial_files, trial_dir_name
@@ -52,7 +53,6 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
         raise ValueError(f"unknown Ray settings {sorted(unknown)}; known: {sorted(RAY_SETTINGS)}")
     rs = {**RAY_SETTINGS, **(ray_settings or {})}
     from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import BasicVariantGenerator
 
@@ -100,8 +100,9 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
                                                     checkpoint_score_order=record.mode),
             failure_config=tune.FailureConfig(max_failures=2),
             # the loggers the project reads (progress.csv: results' metrics_dataframe; result.json: the
-            # analysis), named so that TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1 drops only TensorBoard's
-            callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],
+            # analysis), written straight to storage and rewound at a restart (see results.py); Tune
+            # adds TensorBoard's
+            callbacks=[ProgressRecord(), ResultRecord()],
             progress_reporter=progress_reporter(record),
             verbose=rs["verbose"],
         ),

@@ -37,10 +37,6 @@ MAX_FAILURES = 2  # FailureConfig(max_failures=2)
 LOG_BYTES_PER_EPOCH = 64_000  # result.json, progress.csv and TensorBoard events of one report, with room
 DIVERGED = "diverged at epoch 2: training loss became nan"
 
-RESULT_ROWS_RACE = ("known defect: a trial retried after a failure, or resumed after a killed driver, can lose "
-                    "result.json rows written just before the failure (storage sync race); attempts, "
-                    "checkpoints and the study are right")
-
 
 @dataclass
 class Search:
@@ -76,7 +72,6 @@ def search(tiny_master, tmp_path_factory) -> Search:
     return Search(exp_dir, record, results, work, "\n".join(search_summary(exp_dir)), trial)
 
 
-@pytest.mark.xfail(reason=RESULT_ROWS_RACE, strict=False)
 def test_an_exception_is_retried_from_the_last_checkpoint(search):
     # failed in epoch 2 (index 1): the retry starts at epoch 2 from the checkpoint of epoch 1, not at 1
     assert search.attempts("raise-once") == [[0, 1], [1, 2, 3]]
@@ -85,7 +80,6 @@ def test_an_exception_is_retried_from_the_last_checkpoint(search):
     assert search.result("raise-once").error is None
 
 
-@pytest.mark.xfail(reason=RESULT_ROWS_RACE, strict=False)
 def test_a_worker_killed_mid_epoch_is_retried_from_the_last_checkpoint(search):
     assert search.attempts("kill-once") == [[0, 1], [1, 2, 3]]
     assert [r["epoch"] for r in search.rows("kill-once")] == [1, 2, 3, 4]
@@ -93,7 +87,6 @@ def test_a_worker_killed_mid_epoch_is_retried_from_the_last_checkpoint(search):
     assert search.result("kill-once").error is None
 
 
-@pytest.mark.xfail(reason=RESULT_ROWS_RACE, strict=False)
 def test_a_full_disk_at_a_checkpoint_fails_the_trial_after_the_retry_limit(search):
     # every write of the second checkpoint hits a full disk: 1 + max_failures attempts, each from the
     # first checkpoint; then the trial fails, and what it had written stays loadable
