@@ -199,34 +199,121 @@ def random_full_exact(curves: dict[tuple, list[float]], target: float, budget: i
     return out
 
 
-def make_trainable(curves: dict[tuple, list[float]]):
-    """A Tune function trainable that replays the stored curve of its configuration, one report per epoch."""
-    from ray import tune
+class TableBench:
+    """The learning-curve table: ``tune.choice`` over the grid levels; a trial reaches the target when
+    any epoch's val mIoU is at or above it (a trial scores its best epoch, as the project reports)."""
 
-    keys = [k.split(".") for k in GRID]
-    index = {point: i for i, point in enumerate(sorted(curves))}
+    name = "table"
+    metric = "val_miou"
+    max_t = EPOCHS
+    grace_period, reduction_factor = GRACE_PERIOD, REDUCTION_FACTOR
 
-    def replay(config: dict) -> None:
-        point = tuple(float(config[g][k]) for g, k in keys)
-        for epoch, value in enumerate(curves[point], start=1):
-            if not math.isfinite(value):
-                raise FloatingPointError("training loss became nan")  # as the real trial fails
-            tune.report({"val_miou": value, "epoch": epoch, "grid_point": index[point]})
+    def __init__(self, curves: dict[tuple, list[float]], target: float):
+        self.curves, self.target = curves, target
 
-    return replay
+    def param_space(self) -> dict:
+        from ray import tune
+
+        from search_spaces.base import nest
+
+        return nest({k: tune.choice(v) for k, v in GRID.items()})
+
+    def trainable(self):
+        """A Tune function trainable that replays the stored curve of its configuration, one report per epoch."""
+        from ray import tune
+
+        curves = self.curves
+        keys = [k.split(".") for k in GRID]
+        index = {point: i for i, point in enumerate(sorted(curves))}
+
+        def replay(config: dict) -> None:
+            point = tuple(float(config[g][k]) for g, k in keys)
+            for epoch, value in enumerate(curves[point], start=1):
+                if not math.isfinite(value):
+                    raise FloatingPointError("training loss became nan")  # as the real trial fails
+                tune.report({"val_miou": value, "epoch": epoch, "point": str(index[point])})
+
+        return replay
+
+    def reached(self, result: dict) -> bool:
+        return result["val_miou"] >= self.target
+
+    def score(self, result: dict) -> float:
+        return result["val_miou"]
+
+
+class HartmannBench:
+    """A multi-fidelity Hartmann function (``bench/hartmann.py``) as a search: epoch e of ``max_t``
+    is fidelity round(Z ** (e / max_t)) of Z = 100, so the last epoch is the true function; the
+    metric is the negated value (maximised). A trial reaches the target when its last epoch's true
+    regret is at most ``target_regret``: a low-fidelity report is biased and noisy, and counts for
+    nothing but what the scheduler and the searcher make of it."""
+
+    metric = "score"
+    max_t = 9
+    grace_period, reduction_factor = 1, 3  # rungs at epochs 1, 3, 9
+
+    def __init__(self, name: str, target_regret: float | None = None):
+        from bench.hartmann import MFHartmann, MixedHartmann
+
+        kind, preset = name.split("-")
+        self.name = name
+        self.target_regret = TARGET_REGRET[kind] if target_regret is None else target_regret
+        function, choices = {"mfh3": ("hartmann3", 0), "mfh6": ("hartmann6", 0), "mixed6": ("hartmann6", 3)}[kind]
+        base = MFHartmann(function, preset)
+        self.function = MixedHartmann(base, choices=choices) if choices else base
+
+    def param_space(self) -> dict:
+        from ray import tune
+
+        choices = getattr(self.function, "choices", 0)
+        grid = self.function.grid() if choices else []
+        return {f"x{i}": tune.choice(grid) if i < choices else tune.uniform(0.0, 1.0)
+                for i in range(self.function.dims)}
+
+    def trainable(self):
+        from ray import tune
+
+        function, max_t, dims = self.function, self.max_t, self.function.dims
+
+        def evaluate(config: dict) -> None:
+            x = tuple(float(config[f"x{i}"]) for i in range(dims))
+            for epoch in range(1, max_t + 1):
+                z = max(1, round(100 ** (epoch / max_t)))
+                report = {"score": -function.value(x, z), "epoch": epoch, "point": repr(x)}
+                if epoch == max_t:
+                    report["regret"] = function.regret(x)
+                tune.report(report)
+
+        return evaluate
+
+    def reached(self, result: dict) -> bool:
+        return result.get("regret", math.inf) <= self.target_regret
+
+    def score(self, result: dict) -> float:
+        return -result["regret"] if "regret" in result else -math.inf
+
+
+# the true regret a search must reach: about 1 in 100 uniformly drawn points is as good (measured on
+# 20,000 draws: mfh6 1.0 %, mfh3 1.1 %, mixed6 1.4 %), so random full training needs about 100 trials
+TARGET_REGRET = {"mfh6": 1.5, "mfh3": 0.3, "mixed6": 1.5}
+HARTMANN = [f"{kind}-{preset}" for kind in TARGET_REGRET for preset in ("good", "moderate", "bad", "terrible")]
+DEFAULT_BENCHMARK = "mfh6-moderate"
+HARTMANN_DEFAULTS = ["mfh6-good", "mfh6-moderate", "mfh6-bad", "mfh6-terrible", "mfh3-moderate", "mixed6-moderate"]
 
 
 class TargetStopper(Stopper):
-    """Counts trial-epochs in the order results arrive and ends the experiment once any trial has
-    reported a val mIoU at or above the target (or the trial budget runs out)."""
+    """Counts trial-epochs in the order results arrive and ends the experiment once a trial has
+    reached the benchmark's target (or, with ``to_budget``, goes on until the trial budget runs out)."""
 
-    def __init__(self, target: float):
-        self.target = target
+    def __init__(self, bench, to_budget: bool = False, budget_epochs: int = 0):
+        self.bench, self.to_budget, self.budget_epochs = bench, to_budget, budget_epochs
         self.epochs = 0
         self.trials: dict[str, int] = {}  # trial id -> epochs reported
         self.epochs_to_target: int | None = None
         self.best = -math.inf
-        self.points: set[int] = set()
+        self.curve: list[tuple[int, float]] = []  # (trial-epochs so far, best score) at each improvement
+        self.points: set[str] = set()
         self.repeats = 0  # trials of a configuration already tried in this search
 
     def __call__(self, trial_id: str, result: dict) -> bool:
@@ -234,35 +321,40 @@ class TargetStopper(Stopper):
         if result["training_iteration"] <= self.trials.get(trial_id, 0):
             return False
         if trial_id not in self.trials:
-            self.repeats += result["grid_point"] in self.points
-            self.points.add(result["grid_point"])
+            self.repeats += result["point"] in self.points
+            self.points.add(result["point"])
         self.trials[trial_id] = result["training_iteration"]
         self.epochs += 1
-        self.best = max(self.best, result["val_miou"])
-        if self.epochs_to_target is None and result["val_miou"] >= self.target:
+        score = self.bench.score(result)
+        if score > self.best:
+            self.best = score
+            self.curve.append((self.epochs, score))
+        if self.epochs_to_target is None and self.bench.reached(result):
             self.epochs_to_target = self.epochs
         return False
 
     def stop_all(self) -> bool:
-        return self.epochs_to_target is not None
+        if self.budget_epochs and self.epochs >= self.budget_epochs:
+            return True
+        return self.epochs_to_target is not None and not self.to_budget
 
 
-def search_once(strategy: str, seed: int, curves: dict[tuple, list[float]], target: float, num_samples: int,
-                n_startup: int, storage: Path) -> dict:
-    """One search of ``strategy`` with ``seed``, trials one at a time; trial-epochs to the target."""
+def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: int, storage: Path,
+                budget_epochs: int = 0) -> dict:
+    """One search of ``strategy`` with ``seed``, trials one at a time: trial-epochs to the target, or
+    (with ``budget_epochs``) on until that many trial-epochs, for the best score reached with them."""
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import BasicVariantGenerator
     from ray.tune.search.optuna import OptunaSearch
 
-    from search_spaces.base import nest
     from search_spaces.driver import make_searcher
 
-    name = f"{strategy.replace(' ', '-').replace('+', '-')}-seed{seed}"
+    name = f"{bench.name}-{strategy.replace(' ', '-').replace('+', '-')}-seed{seed}"
     if strategy == "asha+tpe pruned":
-        search_alg = make_searcher(storage / f"{name}.journal", name, seed, [], max_t=EPOCHS,
-                                   n_startup_trials=n_startup)
+        search_alg = make_searcher(storage / f"{name}.journal", name, seed, [], max_t=bench.max_t,
+                                   n_startup_trials=n_startup, metric=bench.metric)
     elif strategy == "asha+tpe stock":
         search_alg = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup))
     else:
@@ -271,22 +363,21 @@ def search_once(strategy: str, seed: int, curves: dict[tuple, list[float]], targ
     if strategy == "random full":
         scheduler = FIFOScheduler()
     else:
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=EPOCHS, grace_period=GRACE_PERIOD,
-                                  reduction_factor=REDUCTION_FACTOR)
-    stopper = TargetStopper(target)
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=bench.max_t, grace_period=bench.grace_period,
+                                  reduction_factor=bench.reduction_factor)
+    stopper = TargetStopper(bench, to_budget=bool(budget_epochs), budget_epochs=budget_epochs)
     tuner = tune.Tuner(
-        tune.with_resources(make_trainable(curves), {"cpu": 1}),
-        param_space=nest({k: tune.choice(v) for k, v in GRID.items()}),
-        tune_config=tune.TuneConfig(metric="val_miou", mode="max", search_alg=search_alg, scheduler=scheduler,
+        tune.with_resources(bench.trainable(), {"cpu": 1}),
+        param_space=bench.param_space(),
+        tune_config=tune.TuneConfig(metric=bench.metric, mode="max", search_alg=search_alg, scheduler=scheduler,
                                     num_samples=num_samples, max_concurrent_trials=1, reuse_actors=True),
         run_config=tune.RunConfig(name=name, storage_path=str(storage), stop=stopper, verbose=0),
     )
     start = time.time()
     tuner.fit()
     return {"strategy": strategy, "seed": seed, "epochs_to_target": stopper.epochs_to_target,
-            "epochs": stopper.epochs, "trials": len(stopper.trials),
-            "repeats": stopper.repeats, "best": stopper.best,
-            "seconds": time.time() - start}
+            "epochs": stopper.epochs, "trials": len(stopper.trials), "repeats": stopper.repeats,
+            "best": stopper.best, "curve": stopper.curve, "seconds": time.time() - start}
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -330,26 +421,57 @@ def _driver_init(address: str, curves_path: str) -> None:
     ray.init(address=address, log_to_driver=False, configure_logging=False)
     # without per-trial result files Tune warns that it cannot read them back; the stopper holds the counts
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
-    _WORKER["curves"] = load_curves(Path(curves_path))
+    _WORKER["curves"] = load_curves(Path(curves_path)) if curves_path and Path(curves_path).is_file() else {}
 
 
 def _driver_search(job: tuple) -> dict:
-    strategy, seed, target, budget, n_startup, storage = job
-    return search_once(strategy, seed, _WORKER["curves"], target, budget, n_startup, Path(storage))
+    strategy, seed, bench_name, target, budget, budget_epochs, n_startup, storage = job
+    bench = TableBench(_WORKER["curves"], target) if bench_name == "table" else HartmannBench(bench_name, target)
+    return {"benchmark": bench_name,
+            **search_once(strategy, seed, bench, budget, n_startup, Path(storage), budget_epochs)}
 
 
-def replay(args: argparse.Namespace) -> int:
-    """Run every strategy over the seeds and print the table."""
+def _run_searches(jobs: list[tuple], drivers: int, curves_path: str, verbose: bool) -> list[dict]:
+    """Every job on a new Ray cluster of our own, ``drivers`` searches side by side."""
     import multiprocessing as mp
-    import tempfile
 
+    import ray
+
+    # a new cluster of our own ("local": never one already running on this machine). Each search is its
+    # own driver process running one trial at a time, so its count of trial-epochs is exact and does not
+    # depend on timing; several drivers side by side hide Tune's start-up latency.
+    ctx = ray.init(address="local", num_cpus=drivers, include_dashboard=False, log_to_driver=False,
+                   configure_logging=False)
+    runs: list[dict] = []
+    try:
+        with mp.get_context("spawn").Pool(drivers, _driver_init, (ctx.address_info["gcs_address"],
+                                                                  curves_path)) as pool:
+            for run in pool.imap_unordered(_driver_search, jobs):
+                runs.append(run)
+                if verbose:
+                    print(f"  {run['benchmark']:<14} {run['strategy']:<16} seed {run['seed']:2d}: "
+                          f"{run['epochs_to_target']} trial-epochs to target, {run['trials']} trials, best "
+                          f"{run['best']:.3f}, {run['seconds']:.1f} s", flush=True)
+            pool.close()  # let the drivers disconnect from Ray and exit, rather than be terminated
+            pool.join()
+    finally:
+        ray.shutdown()
+    return runs
+
+
+def _env() -> None:
     # inherited by the search drivers: a private local cluster without dashboard or token
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no per-trial result files: less overhead
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1000000")  # nothing to resume
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    import ray
 
+
+def replay(args: argparse.Namespace) -> int:
+    """Run every strategy over the seeds on the learning-curve table and print its table."""
+    import tempfile
+
+    _env()
     if not Path(args.curves).is_file():
         print(f"{args.curves}: no curves table; build it with --build-table", file=sys.stderr)
         return 2
@@ -375,32 +497,127 @@ def replay(args: argparse.Namespace) -> int:
           f"0..{args.seeds - 1}; {args.drivers} searches side by side on one Ray cluster", flush=True)
 
     start = time.time()
-    # a new cluster of our own ("local": never one already running on this machine). Each search is its
-    # own driver process running one trial at a time, so its count of trial-epochs is exact and does not
-    # depend on timing; several drivers side by side hide Tune's start-up latency.
-    ctx = ray.init(address="local", num_cpus=args.drivers, include_dashboard=False, log_to_driver=False,
-                   configure_logging=False)
     strategies = [s for s in STRATEGIES if s in args.strategies]
-    runs: list[dict] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="search-efficiency-") as tmp:
-            jobs = [(s, seed, target, budget, n_startup, tmp) for seed in range(args.seeds) for s in strategies]
-            with mp.get_context("spawn").Pool(args.drivers, _driver_init, (ctx.address_info["gcs_address"],
-                                                                           str(args.curves))) as pool:
-                for run in pool.imap_unordered(_driver_search, jobs):
-                    runs.append(run)
-                    if args.verbose:
-                        print(f"  {run['strategy']:<16} seed {run['seed']:2d}: {run['epochs_to_target']} trial-epochs "
-                              f"to target, {run['trials']} trials, best {run['best']:.2f}, {run['seconds']:.1f} s",
-                              flush=True)
-                pool.close()  # let the drivers disconnect from Ray and exit, rather than be terminated
-                pool.join()
-    finally:
-        ray.shutdown()
+    with tempfile.TemporaryDirectory(prefix="search-efficiency-") as tmp:
+        jobs = [(s, seed, "table", target, budget, 0, n_startup, tmp) for seed in range(args.seeds)
+                for s in strategies]
+        runs = _run_searches(jobs, args.drivers, str(args.curves), args.verbose)
     replay_s = time.time() - start
     print_table(runs, strategies, budget, random_full_exact(curves, target, budget))
     print(f"replay: {len(runs)} searches in {replay_s:.0f} s")
     return 0
+
+
+def published(args: argparse.Namespace) -> int:
+    """Every strategy over the seeds on the multi-fidelity Hartmann benchmarks: trial-epochs to the
+    target regret and the regret reached with the budget, per benchmark; then the plots."""
+    import tempfile
+
+    from bench.hartmann import PRESETS
+
+    _env()
+    benchmarks = [b for b in args.benchmarks if b != "table"]
+    strategies = [s for s in STRATEGIES if s in args.strategies]
+    n_startup = args.n_startup if args.n_startup is not None else 10
+    print(f"machine: {machine()}")
+    for name in benchmarks:
+        bench = HartmannBench(name)
+        kind, preset = name.split("-")
+        base = getattr(bench.function, "base", bench.function)
+        mixed = ", 3 dimensions a choice of 5 levels" if kind == "mixed6" else ""
+        print(f"{name:<16}{base.name} (minimum {base.minimum}){mixed}, "
+              f"bias/noise {PRESETS[preset]}; target regret {bench.target_regret}")
+    print(f"search:  ASHA grace {HartmannBench.grace_period}, reduction {HartmannBench.reduction_factor}, max_t "
+          f"{HartmannBench.max_t} (fidelity 100 ** (epoch / {HartmannBench.max_t})); TPE n_startup_trials {n_startup}; "
+          f"{args.budget_epochs} trial-epochs per search, one trial at a time; seeds 0..{args.seeds - 1}", flush=True)
+    start = time.time()
+    with tempfile.TemporaryDirectory(prefix="search-efficiency-") as tmp:
+        jobs = [(s, seed, b, None, args.budget_epochs, args.budget_epochs, n_startup, tmp)
+                for b in benchmarks for seed in range(args.seeds) for s in strategies]
+        runs = _run_searches(jobs, args.drivers, "", args.verbose)
+    ratios = {}
+    for name in benchmarks:
+        ratios[name] = print_hartmann(name, [r for r in runs if r["benchmark"] == name], strategies, args.budget_epochs)
+    plot_regret(runs, benchmarks, strategies, args.budget_epochs, Path(args.plot))
+    print(f"{len(runs)} searches in {time.time() - start:.0f} s; regret curves: {args.plot}")
+    default = DEFAULT_BENCHMARK if DEFAULT_BENCHMARK in ratios else benchmarks[0]
+    print(f"asha+tpe / asha+random = {ratios[default]:.2f}  ({default}, median trial-epochs to the target)")
+    return 0
+
+
+def _final_regret(run: dict) -> float:
+    return -run["best"] if math.isfinite(run["best"]) else math.inf
+
+
+def print_hartmann(name: str, runs: list[dict], strategies: list[str], budget: int) -> float:
+    """One benchmark's table; returns the ratio asha+tpe pruned / asha+random of median trial-epochs."""
+    def epochs(strategy: str) -> list[float]:
+        return _epochs(runs, strategy)
+
+    print(f"\n{name}: trial-epochs to the target regret (n/r: not within {budget}) and the regret reached with "
+          f"{budget} trial-epochs, over {len({r['seed'] for r in runs})} seeds")
+    print(f"{'strategy':<20}{'reached':>9}{'median':>8}{'IQR':>11}{'regret median':>15}{'IQR':>15}{'repeats':>9}")
+    for s in strategies:
+        values = epochs(s)
+        regrets = [_final_regret(r) for r in runs if r["strategy"] == s]
+        repeats = [r["repeats"] / r["trials"] for r in runs if r["strategy"] == s and r["trials"]]
+        print(f"{s:<20}{sum(math.isfinite(v) for v in values):>5}/{len(values):<3}{_fmt(_quantile(values, 0.5)):>8}"
+              f"{_fmt(_quantile(values, 0.25)) + '-' + _fmt(_quantile(values, 0.75)):>11}"
+              f"{_quantile(regrets, 0.5):>15.3f}{f'{_quantile(regrets, 0.25):.3f}-{_quantile(regrets, 0.75):.3f}':>15}"
+              f"{_quantile(repeats, 0.5):>9.0%}")
+    out = math.nan
+    for a in (s for s in strategies if s != "asha+random"):
+        if "asha+random" not in strategies:
+            break
+        x, y = _quantile(epochs(a), 0.5), _quantile(epochs("asha+random"), 0.5)
+        if math.isfinite(x) and math.isfinite(y):
+            lo, hi = _ratio_interval(epochs(a), epochs("asha+random"))
+            text = f"{x / y:5.2f}  (90% bootstrap over seeds {lo:.2f}-{hi:.2f})"
+        else:
+            text = "n/a (a median not reached)"
+        print(f"  ratio of medians {a} / asha+random: {text}")
+        if a == "asha+tpe pruned" and math.isfinite(x) and math.isfinite(y):
+            out = x / y
+    return out
+
+
+def plot_regret(runs: list[dict], benchmarks: list[str], strategies: list[str], budget: int, path: Path) -> None:
+    """Median (and quartiles) over seeds of the best true regret found against trial-epochs, per benchmark."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cols = min(3, len(benchmarks))
+    rows = -(-len(benchmarks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    steps = np.arange(1, budget + 1)
+    for ax, name in zip(axes.flat, benchmarks):
+        for s in strategies:
+            curves = []
+            for r in (r for r in runs if r["benchmark"] == name and r["strategy"] == s):
+                best = np.full(budget, np.inf)
+                for epoch, score in r["curve"]:
+                    if math.isfinite(score) and epoch <= budget:
+                        best[epoch - 1:] = np.minimum(best[epoch - 1:], -score)
+                curves.append(best)
+            if not curves:
+                continue
+            with np.errstate(invalid="ignore"):  # quartiles of seeds that found nothing yet: inf
+                q = np.percentile(np.asarray(curves), [25, 50, 75], axis=0)
+            ax.plot(steps, q[1], label=s)
+            ax.fill_between(steps, q[0], q[2], alpha=0.15)
+        ax.set_yscale("log")
+        ax.set_title(name)
+        ax.set_xlabel("trial-epochs")
+        ax.set_ylabel("best true regret")
+    for ax in list(axes.flat)[len(benchmarks):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _epochs(runs: list[dict], strategy: str) -> list[float]:
@@ -485,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--build-table", action="store_true", help="train the grid and write the curves table")
     p.add_argument("--jobs", type=int, default=2, help="table build: configurations trained side by side")
     p.add_argument("--curves", default=str(CURVES), help="curves table to replay")
-    p.add_argument("--seeds", type=int, default=20, help="searches per strategy (seeds 0..N-1)")
+    p.add_argument("--seeds", type=int, default=30, help="searches per strategy and benchmark (seeds 0..N-1)")
     p.add_argument("--reference-trials", type=int, default=12,
                    help="fully trained random trials whose median best is the target (default: launch.py's CPU "
                         "--num-samples)")
@@ -496,11 +713,24 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"subset of: {', '.join(STRATEGIES)}")
     p.add_argument("--drivers", type=int, default=4, help="searches run side by side (each one trial at a time)")
     p.add_argument("-v", "--verbose", action="store_true", help="print every search")
+    p.add_argument("--benchmarks", nargs="+", default=[*HARTMANN_DEFAULTS, "table"], metavar="B",
+                   choices=[*HARTMANN, "table"], help=f"of: {', '.join(HARTMANN)}, table")
+    p.add_argument("--budget-epochs", type=int, default=300, help="Hartmann: trial-epochs per search")
+    p.add_argument("--plot", default=str(ROOT / "bench" / "search_efficiency.png"), help="regret curves (PNG)")
+    p.add_argument("--quick", action="store_true", help=f"{DEFAULT_BENCHMARK} only, asha+tpe pruned against "
+                   "asha+random, 10 seeds, 200 trial-epochs: a few minutes")
     args = p.parse_args(argv)
     if args.build_table:
         build_table(args.jobs)
         return 0
-    return replay(args)
+    if args.quick:
+        args.benchmarks, args.budget_epochs = [DEFAULT_BENCHMARK], 200
+        args.strategies = ["asha+tpe pruned", "asha+random"]
+        args.seeds = min(args.seeds, 10)
+    code = published(args) if any(b != "table" for b in args.benchmarks) else 0
+    if "table" in args.benchmarks and code == 0:
+        code = replay(args)
+    return code
 
 
 if __name__ == "__main__":
