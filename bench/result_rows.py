@@ -115,6 +115,7 @@ def _reuse(on: bool) -> None:
     from search_spaces.driver import tuner
 
     tuner.RAY_SETTINGS["reuse_actors"] = on
+    tuner.RAY_SETTINGS["verbose"] = 0  # the harness prints its own counts
 
 
 def _record(name: str):
