@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from search_spaces import SPACES
+from search_spaces.algorithms import SCHEDULERS, SEARCHERS
 from trainable.challenges import CHALLENGES
 from trainable.cli import parse_verb
 from trainable.config import parse_overrides
@@ -137,6 +138,8 @@ VERBS = {
         "--max-epochs": dict(type=int, help="epochs of a full trial: ASHA's max_t (train.epochs)"),
         "--grace-period": dict(type=int, help="epochs before ASHA may stop a trial"),
         "--reduction-factor": dict(type=float, help="ASHA keeps 1/reduction_factor of the trials per rung"),
+        "--searcher": dict(default="tpe", help=f"what samples configurations: {', '.join(SEARCHERS)} (default tpe)"),
+        "--scheduler": dict(default="asha", help=f"what stops trials early: {', '.join(SCHEDULERS)} (default asha)"),
         "--cpus-per-trial": dict(type=float, help="CPUs per trial"),
         "--gpus-per-trial": dict(type=float, help="GPUs per trial; fractions pack small models (e.g. 0.25)"),
         "--max-concurrent": dict(type=int, default=0, help="trials running at once (0: as resources allow)"),

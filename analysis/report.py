@@ -16,6 +16,7 @@ from analysis.tables import (
     importance_table,
     per_class_table,
 )
+from search_spaces.algorithms import SCHEDULERS, SEARCHERS
 from search_spaces.driver.record import METRICS
 
 __all__ = ["FORMATS", "PLOTS_DIR", "REPORT_FILE", "TABLES_DIR", "TRIALS_FILE", "to_latex", "to_markdown",
@@ -89,9 +90,8 @@ def _describe(exp: Experiment) -> list[str]:
         search = (f"one-factor-at-a-time ablation from the baseline, {r.seeds} seed(s) per configuration, "
                   f"every configuration trained for {r.max_t} epochs (no early stopping)")
     else:
-        search = (f"Optuna TPE sampler (seed {r.seed}) with the baseline evaluated first; ASHA scheduler "
-                  f"(max {r.max_t} epochs, grace period {r.grace_period}, reduction factor "
-                  f"{r.reduction_factor:g}); trials ASHA stopped are recorded in Optuna as PRUNED")
+        search = (f"{r.strategy}, the baseline evaluated first: {SCHEDULERS[r.scheduler].about}, "
+                  f"{SEARCHERS[r.searcher].about}; trials the scheduler stopped are recorded in Optuna as PRUNED")
     base = r.config
     data = "built-in synthetic face-parsing set" if r.synthetic else base.data.root
     weights = "scratch" if base.model.pretrained == "none" else base.model.pretrained

@@ -261,3 +261,27 @@ def test_the_journal_records_which_tune_trials_ended(tmp_path):
 
 def load_study_trials(journal: Path) -> list:
     return optuna.load_study(study_name="s", storage=journal_storage(journal)).trials
+
+
+@pytest.mark.parametrize("searcher, scheduler", [("random", "hyperband"), ("tpe", "fifo")])
+def test_each_searcher_and_scheduler_runs_a_real_search(tiny_master, tmp_path, searcher, scheduler):
+    name = f"{searcher}-{scheduler}"
+    proc = launch("search", "--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path),
+                  "--name", name, "--num-samples", "3", "--set", "train.epochs=2", "--grace-period", "1",
+                  "--reduction-factor", "2", "--searcher", searcher, "--scheduler", scheduler, *TINY)
+    out = proc.communicate(timeout=600)[0]
+    assert proc.returncode == 0, out[-3000:]
+    exp = tmp_path / name
+    record = json.loads((exp / "experiment.json").read_text())
+    assert (record["searcher"], record["scheduler"]) == (searcher, scheduler)
+    stated = {"random": "random sampling (seed 0)", "tpe": "Optuna TPE (seed 0)",
+              "hyperband": "HyperBand (max 2 epochs, reduction 2)", "fifo": "every trial in full (2 epochs"}
+    assert stated[searcher] in out and stated[scheduler] in out
+    study = load_study(exp)
+    assert len(study.trials) == 3 and all(t.state.is_finished() for t in study.trials)
+    if scheduler == "fifo":  # nothing stops a trial early
+        assert all(t.state == TrialState.COMPLETE and sorted(t.intermediate_values) == [1, 2] for t in study.trials)
+    analysis = subprocess.run([sys.executable, "-m", "analysis", str(exp)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+    assert analysis.returncode == 0, analysis.stderr
+    assert stated[scheduler] in (exp / "analysis" / "report.md").read_text()

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces import SearchSpace, get_space
+from search_spaces.algorithms import SCHEDULERS, SEARCHERS
 from trainable.challenges import get_challenge
 from trainable.config import Config, flatten, merge_flags
 from trainable.errors import UserError
@@ -113,6 +114,8 @@ class ExperimentRecord:
     metric: str = "val_miou"  # what ASHA, Optuna, the summary, the analysis and retrain rank by
     mode: str = "max"
     challenge: str = ""  # the challenge edition whose rules the search follows (trainable.challenges)
+    searcher: str = "tpe"  # what samples configurations (algorithms.SEARCHERS)
+    scheduler: str = "asha"  # what stops trials early (algorithms.SCHEDULERS)
     created: str = ""
     command: str = ""
     # the version of the file this record was read from (not written: a record is always written as
@@ -131,6 +134,13 @@ class ExperimentRecord:
     @property
     def seed(self) -> int:
         return self.config.train.seed
+
+    @property
+    def strategy(self) -> str:
+        """The scheduler and the searcher with their settings, e.g. "ASHA (...) + Optuna TPE (seed 0)"."""
+        values = {"max_t": self.max_t, "grace_period": self.grace_period, "reduction_factor": self.reduction_factor,
+                  "seed": self.seed}
+        return f"{SCHEDULERS[self.scheduler].describe(**values)} + {SEARCHERS[self.searcher].describe(**values)}"
 
     @property
     def synthetic(self) -> bool:
@@ -175,6 +185,10 @@ class ExperimentRecord:
         if not 1 <= self.grace_period <= self.max_t:
             raise UserError(f"--grace-period {self.grace_period}: more than the {self.max_t} epochs of a full trial "
                             f"(train.epochs); ASHA could never stop a trial early: choose at most {self.max_t}")
+        if self.searcher not in SEARCHERS:
+            raise UserError(f"--searcher {self.searcher}: valid searchers are {', '.join(SEARCHERS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise UserError(f"--scheduler {self.scheduler}: valid schedulers are {', '.join(SCHEDULERS)}")
         if self.metric not in METRICS:
             raise UserError(f"--metric {self.metric}: valid metrics are {', '.join(METRICS)}")
         if self.mode not in ("max", "min"):
@@ -298,6 +312,7 @@ def new_record(space: str, *, name: str | None = None, gpus: int | None = None,
                grace_period: int | None = None, reduction_factor: float | None = None,
                cpus_per_trial: float | None = None, gpus_per_trial: float | None = None, max_concurrent: int = 0,
                ablation: bool = False, seeds: int = 1, metric: str | None = None, challenge: str | None = None,
+               searcher: str = "tpe", scheduler: str = "asha",
                command: str = "") -> ExperimentRecord:
     """The record of a new search from its flags; ``gpus`` is how many GPUs the hardware defaults are
     for (0: the CPU defaults; default: the GPUs visible here, unless ``gpus_per_trial`` is 0)."""
@@ -330,7 +345,8 @@ def new_record(space: str, *, name: str | None = None, gpus: int | None = None,
         reduction_factor=float(hw.reduction_factor if reduction_factor is None else reduction_factor),
         cpus_per_trial=float(cpus_per_trial), gpus_per_trial=float(gpus_per_trial), max_concurrent=max_concurrent,
         ablation=ablation, seeds=seeds, metric=metric or (rules.metric if rules else "val_miou"),
-        challenge=challenge or "", created=time.strftime("%Y-%m-%d %H:%M:%S"), command=command)
+        challenge=challenge or "", searcher=searcher, scheduler=scheduler, created=time.strftime("%Y-%m-%d %H:%M:%S"),
+        command=command)
 
 
 def _visible_gpus() -> int:

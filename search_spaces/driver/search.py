@@ -80,8 +80,7 @@ def describe(exp_dir: Path, record: ExperimentRecord) -> list[str]:
     if record.ablation:
         how = f"ablation (one factor at a time, {record.seeds} seed(s)), {record.planned_trials} trials in full"
     else:
-        how = (f"ASHA (max {record.max_t} epochs, grace {record.grace_period}, reduction {record.reduction_factor:g})"
-               f" + Optuna TPE (seed {record.seed}), {record.num_samples} trials, by {record.metric_name}")
+        how = f"{record.strategy}, {record.num_samples} trials, by {record.metric_name}"
     data = f"the built-in synthetic set at {base.data.image_size} px" if record.synthetic else base.data.root
     rules = f"{record.challenge}: " if record.challenge else ""
     budget = f"at most {base.model.max_params:,} parameters" if base.model.max_params else "no parameter budget"

@@ -24,6 +24,8 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from search_spaces.algorithms import SEARCHERS
+
 __all__ = ["TUNE_TRIAL_ATTR", "PrunedOptunaSearch", "journal_storage", "make_searcher", "skip_finished_trials"]
 
 TUNE_TRIAL_ATTR = "tune_trial_id"
@@ -89,9 +91,11 @@ class PrunedOptunaSearch(OptunaSearch):
 
 
 def make_searcher(journal: str | Path, study_name: str, seed: int, points_to_evaluate: list[dict],
-                  max_t: int, n_startup_trials: int, metric: str = "val_miou", mode: str = "max") -> PrunedOptunaSearch:
-    """A seeded TPE searcher with the PRUNED coupling, its study persisted in ``journal``."""
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
+                  max_t: int, n_startup_trials: int, metric: str = "val_miou", mode: str = "max",
+                  sampler: str = "tpe") -> PrunedOptunaSearch:
+    """A seeded searcher (``algorithms.SEARCHERS[sampler]``, TPE by default) with the PRUNED coupling,
+    its study persisted in ``journal``."""
+    sampler = SEARCHERS[sampler].build(seed, n_startup_trials)
     return PrunedOptunaSearch(metric=metric, mode=mode, sampler=sampler, storage=journal_storage(journal),
                               study_name=study_name, points_to_evaluate=points_to_evaluate, max_t=max_t)
 

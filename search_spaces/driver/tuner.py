@@ -1,6 +1,7 @@
-"""The Tuner of an experiment: ASHA + Optuna TPE over its space (FIFO over the planned
-configurations for an ablation), retries, checkpoint retention, the loggers the analysis reads, and
-a progress table of what a user watches (trial, status, the searched parameters, epoch, metric).
+"""The Tuner of an experiment: its scheduler and searcher over its space (ASHA + Optuna TPE unless
+the record names others; FIFO over the planned configurations for an ablation), retries,
+checkpoint retention, the loggers the analysis reads, and a progress table of what a user watches
+(trial, status, the searched parameters, epoch, metric).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from ray.tune import CLIReporter
 
+from search_spaces.algorithms import SCHEDULERS
 from search_spaces.driver.record import ExperimentRecord
 from search_spaces.driver.results import ProgressRecord, ResultRecord
 from search_spaces.driver.searcher import make_searcher, skip_finished_trials
@@ -53,7 +55,7 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
         raise ValueError(f"unknown Ray settings {sorted(unknown)}; known: {sorted(RAY_SETTINGS)}")
     rs = {**RAY_SETTINGS, **(ray_settings or {})}
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.schedulers import FIFOScheduler
     from ray.tune.search import BasicVariantGenerator
 
     from trainable.ray_trainable import train_segmentation
@@ -80,9 +82,8 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
     else:
         search_alg = make_searcher(journal, record.name, record.seed, [space.baseline_point(base)],
                                    max_t=record.max_t, n_startup_trials=max(3, record.num_samples // 3),
-                                   metric=record.metric, mode=record.mode)
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=record.max_t,
-                                  grace_period=record.grace_period, reduction_factor=record.reduction_factor)
+                                   metric=record.metric, mode=record.mode, sampler=record.searcher)
+        scheduler = SCHEDULERS[record.scheduler].build(record.max_t, record.grace_period, record.reduction_factor)
         num_samples = record.num_samples
         param_space = space.param_space(base)
     return tune.Tuner(

@@ -1,0 +1,66 @@
+"""The searchers and schedulers a search can use, by name: what samples each trial's configuration
+(an Optuna sampler behind the PRUNED coupling, so that every searcher keeps the same study, resume
+and analysis) and what stops trials early. ``search --searcher NAME --scheduler NAME`` picks them;
+the experiment record keeps the names and the analysis report states them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["SCHEDULERS", "SEARCHERS", "Algorithm"]
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    about: str  # what it is, for the analysis report
+    settings: str  # it with its settings, for the start-up lines: a format string over the record's values
+    build: Callable  # searchers: (seed, n_startup_trials) -> an Optuna sampler; schedulers: (max_t, grace, factor)
+
+    def describe(self, **values) -> str:
+        return self.settings.format(**values)
+
+
+def _tpe(seed: int, n_startup_trials: int):
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
+
+
+def _random(seed: int, n_startup_trials: int):
+    import optuna
+
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def _asha(max_t: int, grace_period: int, reduction_factor: float):
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="training_iteration", max_t=max_t, grace_period=grace_period,
+                         reduction_factor=reduction_factor)
+
+
+def _hyperband(max_t: int, grace_period: int, reduction_factor: float):
+    from ray.tune.schedulers import HyperBandScheduler
+
+    return HyperBandScheduler(time_attr="training_iteration", max_t=max_t, reduction_factor=reduction_factor)
+
+
+def _fifo(max_t: int, grace_period: int, reduction_factor: float):
+    from ray.tune.schedulers import FIFOScheduler
+
+    return FIFOScheduler()
+
+
+SEARCHERS = {
+    "tpe": Algorithm("Optuna TPE sampler", "Optuna TPE (seed {seed})", _tpe),
+    "random": Algorithm("random sampling (Optuna's RandomSampler)", "random sampling (seed {seed})", _random),
+}
+SCHEDULERS = {
+    "asha": Algorithm("ASHA scheduler (asynchronous successive halving)",
+                      "ASHA (max {max_t} epochs, grace {grace_period}, reduction {reduction_factor:g})", _asha),
+    "hyperband": Algorithm("HyperBand scheduler (synchronous brackets; paused trials resume from checkpoints)",
+                           "HyperBand (max {max_t} epochs, reduction {reduction_factor:g})", _hyperband),
+    "fifo": Algorithm("no early stopping (FIFO: every trial trains all its epochs)",
+                      "every trial in full ({max_t} epochs, no early stopping)", _fifo),
+}
