@@ -48,8 +48,10 @@ STEP_S = 0.05  # one "epoch"
 SCENARIOS = ("raise", "kill", "driver-kill")
 
 
-def make_trainable(plan: str, marks: str):
-    """The fast trainable: resumes from its checkpoint, fails as ``plan`` says on a first attempt."""
+def make_trainable(plan: str, marks: str, epochs: int = EPOCHS, no_checkpoint: tuple[int, ...] = NO_CHECKPOINT,
+                   fail_at: int = FAIL_AT, step_s: float = STEP_S):
+    """The fast trainable: resumes from its checkpoint, and on a trial's first attempt fails as
+    ``plan`` says (raise, kill, driver-kill; anything else: no fault) after the report of ``fail_at``."""
     def trainable(config: dict) -> None:
         from ray import tune
 
@@ -62,18 +64,19 @@ def make_trainable(plan: str, marks: str):
         started = Path(marks) / f"{trial}.started"
         first = not started.exists()
         started.touch()
-        for epoch in range(start + 1, EPOCHS + 1):
-            time.sleep(STEP_S)
-            metrics = {"epoch": epoch, "val_miou": float(epoch), "val_fscore": epoch / EPOCHS, "train_loss": 1 / epoch}
-            if epoch in NO_CHECKPOINT:
+        for epoch in range(start + 1, epochs + 1):
+            time.sleep(step_s)
+            metrics = {"epoch": epoch, "val_miou": float(epoch), "val_fscore": epoch / epochs,
+                       "nested": {"loss": 1 / epoch}}
+            if epoch in no_checkpoint:  # as the product's trainable reports when the disk is short
                 tune.report(metrics)
             else:
                 with tempfile.TemporaryDirectory() as d:
                     (Path(d) / "state.json").write_text(json.dumps({"epoch": epoch}))
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
-            if first and epoch == FAIL_AT:
+            if first and epoch == fail_at:
                 if plan == "raise":
-                    raise RuntimeError("injected failure")
+                    raise RuntimeError(f"injected after the report of epoch {fail_at}")
                 if plan == "kill":
                     os.kill(os.getpid(), signal.SIGKILL)
                 if plan == "driver-kill":

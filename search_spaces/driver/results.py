@@ -51,6 +51,15 @@ class _StorageRecord:
     def _setup(self) -> None:
         self._rows: dict = {}  # trial -> its rows, as _row() returns them
 
+    def log_trial_start(self, trial) -> None:
+        self._start(trial)
+
+    def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+        self._append(trial, result)
+
+    def log_trial_end(self, trial, failed: bool = False) -> None:
+        self._rows.pop(trial, None)
+
     def _start(self, trial) -> None:
         keep = resumed_iteration(trial)
         self._rows[trial] = [r for r in self._read(trial) if int(float(r[ITERATION])) <= keep]
@@ -61,9 +70,6 @@ class _StorageRecord:
             self._start(trial)
         self._rows[trial].append(self._row(result))
         self._write(trial)
-
-    def _end(self, trial) -> None:
-        self._rows.pop(trial, None)
 
     def _path(self, trial) -> str:
         return posixpath.join(trial.storage.trial_fs_path, self.FILE)
@@ -103,13 +109,7 @@ class ResultRecord(_StorageRecord, JsonLoggerCallback):
 
     def log_trial_start(self, trial) -> None:
         self.update_config(trial, trial.config)  # params.json, as Ray's logger writes it
-        self._start(trial)
-
-    def log_trial_result(self, iteration: int, trial, result: dict) -> None:
-        self._append(trial, result)
-
-    def log_trial_end(self, trial, failed: bool = False) -> None:
-        self._end(trial)
+        super().log_trial_start(trial)
 
     def _row(self, result: dict) -> dict:
         return json.loads(json.dumps(result, cls=SafeFallbackEncoder))
@@ -135,15 +135,6 @@ class ProgressRecord(_StorageRecord, CSVLoggerCallback):
     def __init__(self) -> None:
         CSVLoggerCallback.__init__(self)
         self._setup()
-
-    def log_trial_start(self, trial) -> None:
-        self._start(trial)
-
-    def log_trial_result(self, iteration: int, trial, result: dict) -> None:
-        self._append(trial, result)
-
-    def log_trial_end(self, trial, failed: bool = False) -> None:
-        self._end(trial)
 
     def _row(self, result: dict) -> dict:
         flat = flatten_dict({k: v for k, v in result.items() if k != "config"}, delimiter="/")

@@ -2,46 +2,22 @@
 checkpoint is retried from the older checkpoint; its result.json and progress.csv end with epochs
 1..n exactly once, in order, while the driver's background sync lags behind (made slow here, the
 condition in which Ray's own loggers copied a stale storage file over the fresh one at the restart).
-``bench/result_rows.py`` runs this and the killed-worker and killed-driver cases many times."""
+``bench/result_rows.py`` (whose trainable this is) runs this and the killed-worker and killed-driver
+cases many times."""
 
 from __future__ import annotations
 
 import csv
 import json
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
+from bench.result_rows import make_trainable
 from search_spaces.driver import new_record, run_search
 from tests.reliability.harness import local_ray
 
 EPOCHS, NO_CHECKPOINT, FAIL_AT = 5, (3, 4), 4
-
-
-def _trainable(marks: str):
-    def trainable(config: dict) -> None:
-        from ray import tune
-
-        start = 0
-        if tune.get_checkpoint():
-            with tune.get_checkpoint().as_directory() as d:
-                start = json.loads((Path(d) / "state.json").read_text())["epoch"]
-        started = Path(marks) / tune.get_context().get_trial_id()
-        first = not started.exists()
-        started.touch()
-        for epoch in range(start + 1, EPOCHS + 1):
-            metrics = {"epoch": epoch, "val_miou": float(epoch), "nested": {"loss": 1 / epoch}}
-            if epoch in NO_CHECKPOINT:  # as the trainable reports when the disk is short
-                tune.report(metrics)
-            else:
-                with tempfile.TemporaryDirectory() as d:
-                    (Path(d) / "state.json").write_text(json.dumps({"epoch": epoch}))
-                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
-            if first and epoch == FAIL_AT:
-                raise RuntimeError(f"injected after the report of epoch {FAIL_AT}")
-    return trainable
 
 
 @pytest.fixture
@@ -64,7 +40,9 @@ def test_a_retry_from_an_older_checkpoint_neither_loses_nor_repeats_a_row(tmp_pa
     record = new_record("augmentation", name="rows", gpus=0, num_samples=2, max_epochs=EPOCHS, grace_period=EPOCHS,
                         max_concurrent=2, cpus_per_trial=1, overrides={"data.image_size": 32})
     with local_ray(tmp_path_factory.getbasetemp() / "cache"):
-        results = run_search(tmp_path / "rows", record, restore=False, trainable_fn=_trainable(str(marks))).results
+        trainable = make_trainable("raise", str(marks), epochs=EPOCHS, no_checkpoint=NO_CHECKPOINT, fail_at=FAIL_AT,
+                                   step_s=0.0)
+        results = run_search(tmp_path / "rows", record, restore=False, trainable_fn=trainable).results
     assert len(results) == 2 and not [r for r in results if r.error]
     for trial in sorted((tmp_path / "rows").glob("trial_*")):
         rows = [json.loads(x) for x in (trial / "result.json").read_text().splitlines()]
