@@ -160,20 +160,30 @@ def _driver_process(args, exp_dir: Path, marks: Path, restore: bool) -> subproce
             *(["--resume"] if restore else []), *(["--reuse"] if args.reuse else []),
             *(["--ray-loggers"] if args.ray_loggers else []), "--slow-sync", str(args.slow_sync)]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    log = open(marks / f"driver{'-resumed' if restore else ''}.log", "w")
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def _kill_driver_run(args, exp_dir: Path, marks: Path) -> None:
+def _kill_driver_run(args, exp_dir: Path, marks: Path) -> str:
+    """One killed-driver run; returns what went wrong with the run itself (empty when nothing did)."""
     proc = _driver_process(args, exp_dir, marks, restore=False)
     deadline = time.time() + 300
     while time.time() < deadline and not list(marks.glob("*.kill-driver")) and proc.poll() is None:
         time.sleep(0.05)
+    if proc.poll() is not None:  # ended by itself before the fault: the run measures nothing
+        return f"the driver exited ({proc.returncode}) before the fault: " + _tail(marks / "driver.log")
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
     proc.wait()
     time.sleep(1)
     resumed = _driver_process(args, exp_dir, marks, restore=True)
-    resumed.wait(timeout=300)
+    if resumed.wait(timeout=300):
+        return f"the resumed driver failed ({resumed.returncode}): " + _tail(marks / "driver-resumed.log")
+    return ""
+
+
+def _tail(log: Path) -> str:
+    lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    return " | ".join(lines[-3:])
 
 
 def main() -> int:
@@ -219,13 +229,16 @@ def main() -> int:
                 _reuse(args.reuse)
                 exp_dir, marks = Path(work) / f"{scenario}-{run}", Path(work) / f"marks-{scenario}-{run}"
                 marks.mkdir()
+                failed = ""
                 if scenario == "driver-kill":
-                    _kill_driver_run(args, exp_dir, marks)
+                    failed = _kill_driver_run(args, exp_dir, marks)
                 else:
                     drive(exp_dir, scenario, marks, restore=False)
                 run_lost, run_dup, run_trials = count(exp_dir)
                 lost, dup, trials = lost + run_lost, dup + run_dup, trials + run_trials
-                bad_runs += bool(run_lost or run_dup or run_trials != TRIALS)
+                bad_runs += bool(run_lost or run_dup or run_trials != TRIALS or failed)
+                print(f"  {scenario} run {run + 1}{' (actor reuse)' if args.reuse else ''}: {run_lost} lost, "
+                      f"{run_dup} duplicated{'; ' + failed if failed else ''}", flush=True)
             totals[scenario] = (lost, dup, bad_runs)
             print(f"{scenario:<12} {args.runs} runs ({trials} trials, {time.time() - started:.0f} s): "
                   f"{lost} rows lost, {dup} duplicated; {bad_runs} runs with a defect")
