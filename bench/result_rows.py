@@ -9,6 +9,9 @@ row. The faults, each on the first attempt of every trial, at epoch FAIL_AT:
     raise        an exception after the epoch's report: Tune retries from the last checkpoint
     kill         SIGKILL of the worker after the report: the same, from a dead actor
     driver-kill  SIGKILL of the driver after the report, then ``resume`` in a new driver
+    torn         the same, but the driver is killed in the middle of uploading its snapshot (right
+                 after the first of its files is written), as a kill at a random moment now and
+                 then is: then ``resume``
 
 each with and without actor reuse (alternating runs). After every run, each trial's result.json and
 progress.csv must hold epochs 1..EPOCHS exactly once, in order: a missing epoch counts as lost, a
@@ -18,6 +21,7 @@ repeated one as duplicated.
     python bench/result_rows.py --runs 10 --scenarios raise,kill
     python bench/result_rows.py --ray-loggers        # Ray's own JSON/CSV loggers, for the figure before
     python bench/result_rows.py --slow-sync 0.5      # the driver's background sync made slow
+    python bench/result_rows.py --scenarios torn --ray-snapshots   # each snapshot file published alone
 
 ``--slow-sync S`` delays every file the driver's background sync uploads by S seconds, which makes
 the storage copy lag behind the rows the driver has seen: the condition in which Ray's loggers lose
@@ -45,13 +49,15 @@ FAIL_AT = 4
 NO_CHECKPOINT = (3, 4)
 TRIALS = 2
 STEP_S = 0.05  # one "epoch"
-SCENARIOS = ("raise", "kill", "driver-kill")
+SCENARIOS = ("raise", "kill", "driver-kill", "torn")
+KILLED_DRIVER = ("driver-kill", "torn")
 
 
 def make_trainable(plan: str, marks: str, epochs: int = EPOCHS, no_checkpoint: tuple[int, ...] = NO_CHECKPOINT,
                    fail_at: int = FAIL_AT, step_s: float = STEP_S):
     """The fast trainable: resumes from its checkpoint, and on a trial's first attempt fails as
-    ``plan`` says (raise, kill, driver-kill; anything else: no fault) after the report of ``fail_at``."""
+    ``plan`` says (raise, kill, driver-kill or torn; anything else: no fault) after the report of
+    ``fail_at``."""
     def trainable(config: dict) -> None:
         from ray import tune
 
@@ -79,7 +85,7 @@ def make_trainable(plan: str, marks: str, epochs: int = EPOCHS, no_checkpoint: t
                     raise RuntimeError(f"injected after the report of epoch {fail_at}")
                 if plan == "kill":
                     os.kill(os.getpid(), signal.SIGKILL)
-                if plan == "driver-kill":
+                if plan in KILLED_DRIVER:
                     (Path(marks) / f"{trial}.kill-driver").touch()
                     time.sleep(60)  # the harness kills the driver meanwhile
     return trainable
@@ -106,10 +112,39 @@ def _use_ray_loggers() -> None:
     tuner.ProgressRecord, tuner.ResultRecord = CSVLoggerCallback, JsonLoggerCallback
 
 
+def _use_ray_snapshots() -> None:
+    """Each file of the driver's snapshot published on its own, as Ray's storage does."""
+    from search_spaces.driver import storage, tuner
+
+    tuner.storage_filesystem = lambda path, snapshot=(): storage.storage_filesystem(path)
+
+
+def _tear_snapshot(marks: Path) -> None:
+    """Once a trial asks for the driver's death, the driver dies right after it next writes a file of
+    its snapshot: in the middle of uploading it."""
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.search import BasicVariantGenerator, Searcher, SearchGenerator
+
+    from search_spaces.driver import storage
+
+    prefixes = tuple(c.CKPT_FILE_TMPL.split("{}")[0]
+                     for c in (TuneController, SearchGenerator, Searcher, BasicVariantGenerator))
+    close = storage._WholeFile.close
+
+    def close_then_die(self) -> None:
+        close(self)
+        if Path(self.path).name.startswith(prefixes) and any(marks.glob("*.kill-driver")):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    storage._WholeFile.close = close_then_die
+
+
 def _setup(args) -> None:
-    """The loggers and the sync delay of this process (once)."""
+    """The loggers, snapshot publishing and sync delay of this process (once)."""
     if args.ray_loggers:
         _use_ray_loggers()
+    if args.ray_snapshots:
+        _use_ray_snapshots()
     if args.slow_sync:
         _slow_sync(args.slow_sync)
 
@@ -156,9 +191,10 @@ def count(exp_dir: Path) -> tuple[int, int, int]:
 
 
 def _driver_process(args, exp_dir: Path, marks: Path, restore: bool) -> subprocess.Popen:
-    argv = [sys.executable, __file__, "--driver", str(exp_dir), "--plan", "driver-kill", "--marks", str(marks),
+    argv = [sys.executable, __file__, "--driver", str(exp_dir), "--plan", args.plan, "--marks", str(marks),
             *(["--resume"] if restore else []), *(["--reuse"] if args.reuse else []),
-            *(["--ray-loggers"] if args.ray_loggers else []), "--slow-sync", str(args.slow_sync)]
+            *(["--ray-loggers"] if args.ray_loggers else []), *(["--ray-snapshots"] if args.ray_snapshots else []),
+            "--slow-sync", str(args.slow_sync)]
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     log = open(marks / f"driver{'-resumed' if restore else ''}.log", "w")
     return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -170,8 +206,13 @@ def _kill_driver_run(args, exp_dir: Path, marks: Path) -> str:
     deadline = time.time() + 300
     while time.time() < deadline and not list(marks.glob("*.kill-driver")) and proc.poll() is None:
         time.sleep(0.05)
-    if proc.poll() is not None:  # ended by itself before the fault: the run measures nothing
+    if not list(marks.glob("*.kill-driver")):  # ended by itself before the fault: the run measures nothing
         return f"the driver exited ({proc.returncode}) before the fault: " + _tail(marks / "driver.log")
+    if args.plan == "torn":  # it dies by itself at its next snapshot
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            return "the driver wrote no snapshot within 120 s of the fault"
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
     proc.wait()
     time.sleep(1)
@@ -191,6 +232,8 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=50, help="runs of each scenario (actor reuse on every other one)")
     p.add_argument("--scenarios", default=",".join(SCENARIOS))
     p.add_argument("--ray-loggers", action="store_true", help="Ray's JSON/CSV loggers instead of the product's")
+    p.add_argument("--ray-snapshots", action="store_true",
+                   help="each file of the driver's snapshot published alone, as Ray's storage does")
     p.add_argument("--slow-sync", type=float, default=0.0, help="seconds each background-sync upload waits")
     p.add_argument("--driver", help=argparse.SUPPRESS)
     p.add_argument("--plan", help=argparse.SUPPRESS)
@@ -204,6 +247,8 @@ def main() -> int:
 
         _setup(args)
         _reuse(args.reuse)
+        if args.plan == "torn" and not args.resume:
+            _tear_snapshot(Path(args.marks))
         ray.init(num_cpus=TRIALS, include_dashboard=False, log_to_driver=False, configure_logging=False)
         drive(Path(args.driver), args.plan, Path(args.marks), args.resume)
         return 0
@@ -216,7 +261,8 @@ def main() -> int:
         p.error(f"--scenarios: unknown {sorted(unknown)}; valid: {', '.join(SCENARIOS)}")
     loggers = "Ray's JSON/CSV loggers" if args.ray_loggers else "the product's loggers"
     print(f"{args.runs} runs per scenario, {TRIALS} trials of {EPOCHS} epochs each, fault at epoch {FAIL_AT} "
-          f"(no checkpoint at epochs {NO_CHECKPOINT}), {loggers}, background sync delay {args.slow_sync:g} s")
+          f"(no checkpoint at epochs {NO_CHECKPOINT}), {loggers}, snapshot files published "
+          f"{'one by one' if args.ray_snapshots else 'together'}, background sync delay {args.slow_sync:g} s")
     _setup(args)
     ray.init(num_cpus=TRIALS, include_dashboard=False, log_to_driver=False, configure_logging=False)
     totals = {}
@@ -230,7 +276,8 @@ def main() -> int:
                 exp_dir, marks = Path(work) / f"{scenario}-{run}", Path(work) / f"marks-{scenario}-{run}"
                 marks.mkdir()
                 failed = ""
-                if scenario == "driver-kill":
+                if scenario in KILLED_DRIVER:
+                    args.plan = scenario
                     failed = _kill_driver_run(args, exp_dir, marks)
                 else:
                     drive(exp_dir, scenario, marks, restore=False)

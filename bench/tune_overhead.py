@@ -272,7 +272,7 @@ def ray_storage_filesystem() -> None:
     import search_spaces.driver.tuner as tuner
 
     own = tuner.storage_filesystem
-    tuner.storage_filesystem = lambda path: None
+    tuner.storage_filesystem = lambda path, snapshot=(): None
     try:
         yield
     finally:

@@ -7,45 +7,62 @@ truncated file there: a truncated experiment state makes ``resume`` fail outrigh
 ``result.json`` loses a trial's history, a truncated checkpoint cannot be loaded. Through this file
 system each file is written under a temporary name beside its target and renamed onto it once
 complete, so a reader sees the previous version or the new one, never part of one.
+
+Whole files are not enough for the driver's snapshot. Ray saves the experiment state (its trials)
+and the search algorithm's state (the search generator's count of trials, the concurrency limit's
+running trials, the searcher with its Optuna trials) as separate files of one session, and uploads
+them one after another, in no fixed order. A driver killed between two of those uploads leaves a torn
+snapshot: an experiment state beside no searcher state (the resumed driver fails to sample or to
+record a trial, or ends without the trials not yet started) or beside an older one (trials the
+searcher never hears of). So the files of a snapshot are held back, each at its temporary name, until
+every one of them has been written, and then renamed together, the experiment state last: the
+storage holds the previous snapshot or the new one.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow
 import pyarrow.fs as pafs
+from ray.tune.execution.tune_controller import TuneController
 
 from trainable.layout import replacing
 
 __all__ = ["AtomicLocalHandler", "storage_filesystem"]
 
 
-def storage_filesystem(storage_path: str | Path) -> pafs.FileSystem | None:
+def storage_filesystem(storage_path: str | Path, snapshot: tuple[str, ...] = ()) -> pafs.FileSystem | None:
     """The file system for Ray to write the experiment with: whole-file writes on a local (or
-    NFS-mounted) folder; ``None`` (Ray's own choice) for an object store such as ``s3://``."""
+    NFS-mounted) folder, the experiment state published only together with the search algorithm's
+    state files ``snapshot`` (Ray's name templates, e.g. ``SearchGenerator.CKPT_FILE_TMPL``); ``None``
+    (Ray's own choice) for an object store such as ``s3://``."""
     if "://" in str(storage_path):
         return None
-    return pafs.PyFileSystem(AtomicLocalHandler())
+    return pafs.PyFileSystem(AtomicLocalHandler(snapshot))
 
 
 class AtomicLocalHandler(pafs.FileSystemHandler):
-    """The local file system, with each output file written under a temporary name and renamed."""
+    """The local file system, with each output file written under a temporary name and renamed, and
+    the files of a driver's snapshot renamed together."""
 
-    def __init__(self) -> None:
+    def __init__(self, snapshot: tuple[str, ...] = ()) -> None:
         self._fs = pafs.LocalFileSystem()
+        self._snapshot = tuple(snapshot)
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, AtomicLocalHandler)
+        return isinstance(other, AtomicLocalHandler) and other._snapshot == self._snapshot
 
     def __ne__(self, other) -> bool:
         return not self == other
 
     def __hash__(self) -> int:
-        return hash(type(self))
+        return hash((type(self), self._snapshot))
 
     def __reduce__(self):  # pickled to the workers, which persist checkpoints through it
-        return (AtomicLocalHandler, ())
+        return (AtomicLocalHandler, (self._snapshot,))
 
     def get_type_name(self) -> str:
         return "atomic-local"
@@ -88,19 +105,62 @@ class AtomicLocalHandler(pafs.FileSystemHandler):
         return self._fs.open_input_file(path)
 
     def open_output_stream(self, path: str, metadata) -> pyarrow.NativeFile:
-        return pyarrow.PythonFile(_WholeFile(path), mode="w")
+        publish = None
+        if self._snapshot:
+            templates = (TuneController.CKPT_FILE_TMPL, *self._snapshot)  # the experiment state first
+            publish = _SNAPSHOTS.publisher(Path(path), templates)
+        return pyarrow.PythonFile(_WholeFile(path, publish), mode="w")
 
     def open_append_stream(self, path: str, metadata) -> pyarrow.NativeFile:
         return self._fs.open_append_stream(path)
 
 
+class _Snapshots:
+    """The files of each driver snapshot (folder, session) written so far, held at their temporary
+    names; all renamed once the last one is written. Kept per process, not per handler: Ray copies
+    the file system it is given."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[tuple[Path, str], dict[str, Callable[[bool], None]]] = {}
+
+    def publisher(self, path: Path, templates: tuple[str, ...]) -> Callable[[Callable[[bool], None]], None] | None:
+        """How a finished write of ``path`` is published, if it is one of a snapshot's files (Ray's
+        name ``templates``, the experiment state's first): ``None`` for any other file."""
+        for template in templates:
+            prefix, suffix = template.split("{}")
+            if path.name.startswith(prefix) and path.name.endswith(suffix):
+                session = path.name[len(prefix):len(path.name) - len(suffix)]
+                return lambda finish: self._hold((path.parent, session), template, finish, templates)
+        return None
+
+    def _hold(self, key, template: str, finish: Callable[[bool], None], templates: tuple[str, ...]) -> None:
+        with self._lock:
+            held = self._held.setdefault(key, {})
+            earlier = held.pop(template, None)
+            held[template] = finish
+            complete = set(held) == set(templates)
+            if complete:
+                del self._held[key]
+        if earlier:
+            earlier(False)  # an upload that stopped half-way: its file is superseded
+        if complete:
+            for t in reversed(templates):  # the experiment state last
+                held[t](True)
+
+
+_SNAPSHOTS = _Snapshots()
+
+
 class _WholeFile:
     """A binary file written at a temporary name and renamed onto ``path`` when closed after
     successful writes (``layout.replacing``); a failed write (e.g. a full disk) removes it and leaves
-    ``path`` as it was."""
+    ``path`` as it was. With ``publish``, the rename is handed to it instead (a snapshot's file):
+    it calls back with True to rename, False to drop the file."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, publish: Callable[[Callable[[bool], None]], None] | None = None):
         self.path = path
+        self._publish = publish
         self._replacing = replacing(path)
         self._f = open(self._replacing.__enter__(), "wb")  # closed in close()
         self._failed = False
@@ -142,4 +202,17 @@ class _WholeFile:
                 self._replacing.__exit__(type(error), error, None)  # removes the temporary file
             finally:
                 raise error
-        self._replacing.__exit__(None, None, None)
+        if self._publish is None:
+            self._replacing.__exit__(None, None, None)
+        else:
+            self._publish(self._finish)
+
+    def _finish(self, rename: bool) -> None:
+        if rename:
+            self._replacing.__exit__(None, None, None)
+        else:
+            dropped = OSError(f"{self.path}: superseded before its snapshot was complete")
+            try:
+                self._replacing.__exit__(type(dropped), dropped, None)  # removes the temporary file
+            except OSError:
+                pass

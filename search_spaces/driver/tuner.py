@@ -56,11 +56,14 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
     rs = {**RAY_SETTINGS, **(ray_settings or {})}
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
-    from ray.tune.search import BasicVariantGenerator
+    from ray.tune.search import BasicVariantGenerator, Searcher, SearchGenerator
 
     from trainable.ray_trainable import train_segmentation
 
     space, base = record.search_space, record.config
+    # the files Ray saves the search algorithm's state in, published with the experiment state (storage.py)
+    snapshot = ((BasicVariantGenerator.CKPT_FILE_TMPL,) if record.ablation
+                else (SearchGenerator.CKPT_FILE_TMPL, Searcher.CKPT_FILE_TMPL))
     journal = exp_dir / JOURNAL_FILE
     fn = trainable_fn or train_segmentation
     # a trial may end without a report (refused by the rules, or already ended in the study when a
@@ -72,7 +75,7 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
     if restore:
         remove_partial_files(exp_dir)  # left by a driver or worker killed while writing
         return tune.Tuner.restore(str(exp_dir), trainable, resume_unfinished=True, resume_errored=True,
-                                  storage_filesystem=storage_filesystem(exp_dir))
+                                  storage_filesystem=storage_filesystem(exp_dir, snapshot))
 
     if record.ablation:
         points = space.ablation_points(base, record.seeds)
@@ -96,7 +99,8 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
                                     reuse_actors=rs["reuse_actors"]),
         run_config=tune.RunConfig(
             name=exp_dir.name, storage_path=str(exp_dir.parent),
-            storage_filesystem=storage_filesystem(exp_dir),  # files replaced whole: a kill truncates none
+            # files replaced whole, snapshots published whole: a kill truncates or tears none
+            storage_filesystem=storage_filesystem(exp_dir, snapshot),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=record.metric,
                                                     checkpoint_score_order=record.mode),
             failure_config=tune.FailureConfig(max_failures=2),

@@ -4,6 +4,7 @@ finished trial is lost or rerun, and no checkpoint that fails to load is left or
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -18,6 +19,7 @@ import pytest
 from optuna.trial import TrialState
 from ray import cloudpickle
 
+from search_spaces.driver.storage import storage_filesystem
 from tests.reliability.harness import load_study, result_rows
 from trainable.build import read_checkpoint
 from trainable.layout import CHECKPOINT_FILE, TEMP_MARK
@@ -250,3 +252,36 @@ def test_driver_killed_at_random_moments(tiny_master, tmp_path, seed):
     delays = [rng.uniform(2.0, 40.0) for _ in range(3)]
     exp, finished_before = run_with_kills(tiny_master, tmp_path, delays)
     check_resumed_search(exp, finished_before)
+
+
+SNAPSHOT = ("experiment_state-{}.json", "search_gen_state-{}.json", "searcher-state-{}.pkl")
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_a_snapshot_is_published_whole_whatever_order_its_files_are_uploaded_in(tmp_path, order):
+    # what a driver killed between two of its snapshot's uploads leaves: the previous snapshot, whole
+    from ray.tune.search import Searcher, SearchGenerator
+
+    fs = storage_filesystem(tmp_path, (SearchGenerator.CKPT_FILE_TMPL, Searcher.CKPT_FILE_TMPL))
+    names = [t.format("S") for t in SNAPSHOT]
+
+    def upload(version: str, files: list[int]) -> None:
+        for i in files:
+            with fs.open_output_stream(str(tmp_path / names[i])) as f:
+                f.write(version.encode())
+
+    def visible() -> list[str | None]:
+        return [(tmp_path / n).read_text() if (tmp_path / n).exists() else None for n in names]
+
+    for step in range(3):
+        upload("1", [order[step]])
+        assert visible() == ([None] * 3 if step < 2 else ["1"] * 3)
+    upload("2", list(order[:2]))  # killed before the third file of the next snapshot
+    assert visible() == ["1"] * 3
+    upload("3", list(order))  # the next driver's upload supersedes the half-written one
+    assert visible() == ["3"] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)  # no file held back is left
+    upload("4", [0])
+    with fs.open_output_stream(str(tmp_path / "trial_x" / "result.json")) as f:  # any other file: at once
+        f.write(b"{}")
+    assert (tmp_path / "trial_x" / "result.json").read_text() == "{}" and visible() == ["3"] * 3
