@@ -16,7 +16,9 @@ snapshot: an experiment state beside no searcher state (the resumed driver fails
 record a trial, or ends without the trials not yet started) or beside an older one (trials the
 searcher never hears of). So the files of a snapshot are held back, each at its temporary name, until
 every one of them has been written, and then renamed together, the experiment state last: the
-storage holds the previous snapshot or the new one.
+storage holds the previous snapshot or the new one. (Three renames in a row are not one atomic
+step: a kill between them, a window of microseconds against the milliseconds of an upload, would
+still tear a snapshot; no portable file system call renames several files at once.)
 """
 
 from __future__ import annotations
