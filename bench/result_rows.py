@@ -4,7 +4,7 @@ Runs the product's real search driver (the experiment record, the Tuner with ASH
 retries, checkpoint retention and storage file system) around a fast trainable of EPOCHS epochs
 with a checkpoint at every epoch but those in NO_CHECKPOINT (reports without one, as the product's
 trainable makes when the disk is short), so that a restart goes back two epochs behind the last
-row. The faults, each on the first attempt of every trial, at epoch FAIL_AT:
+row. The faults, each on the first attempt of every trial the first driver starts, at epoch FAIL_AT:
 
     raise        an exception after the epoch's report: Tune retries from the last checkpoint
     kill         SIGKILL of the worker after the report: the same, from a dead actor
@@ -51,6 +51,7 @@ TRIALS = 2
 STEP_S = 0.05  # one "epoch"
 SCENARIOS = ("raise", "kill", "driver-kill", "torn")
 KILLED_DRIVER = ("driver-kill", "torn")
+RESUMED = "resumed"  # the mark of a run whose driver was resumed
 
 
 def make_trainable(plan: str, marks: str, epochs: int = EPOCHS, no_checkpoint: tuple[int, ...] = NO_CHECKPOINT,
@@ -68,7 +69,8 @@ def make_trainable(plan: str, marks: str, epochs: int = EPOCHS, no_checkpoint: t
                 start = json.loads((Path(d) / "state.json").read_text())["epoch"]
         trial = tune.get_context().get_trial_id()
         started = Path(marks) / f"{trial}.started"
-        first = not started.exists()
+        # a trial first started by a resumed driver has no fault: nothing would kill that driver
+        first = not started.exists() and not (Path(marks) / RESUMED).exists()
         started.touch()
         for epoch in range(start + 1, epochs + 1):
             time.sleep(step_s)
@@ -216,6 +218,7 @@ def _kill_driver_run(args, exp_dir: Path, marks: Path) -> str:
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
     proc.wait()
     time.sleep(1)
+    (marks / RESUMED).touch()
     resumed = _driver_process(args, exp_dir, marks, restore=True)
     if resumed.wait(timeout=300):
         return f"the resumed driver failed ({resumed.returncode}): " + _tail(marks / "driver-resumed.log")

@@ -135,7 +135,7 @@ try:
 except ImportError:  # the table build needs no Ray
     Stopper = object
 
-STRATEGIES = ("asha+tpe pruned", "asha+tpe stock", "asha+random", "random full", "asha+tpe mv")
+STRATEGIES = ("asha+tpe pruned", "asha+tpe stock", "asha+random", "random full", "asha+tpe univariate")
 
 
 def load_curves(path: Path) -> dict[tuple, list[float]]:
@@ -355,10 +355,11 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
     if strategy == "asha+tpe pruned":
         search_alg = make_searcher(storage / f"{name}.journal", name, seed, [], max_t=bench.max_t,
                                    n_startup_trials=n_startup, metric=bench.metric)
-    elif strategy == "asha+tpe mv":  # the PRUNED coupling with multivariate TPE (joint, grouped by space)
+    elif strategy == "asha+tpe univariate":
+        # the PRUNED coupling with one density per parameter (Optuna 5's TPE is multivariate unless told)
         from search_spaces.driver.searcher import PrunedOptunaSearch, journal_storage
 
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup, multivariate=True, group=True)
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup, multivariate=False)
         search_alg = PrunedOptunaSearch(metric=bench.metric, mode="max", sampler=sampler,
                                         storage=journal_storage(storage / f"{name}.journal"), study_name=name,
                                         points_to_evaluate=[], max_t=bench.max_t)
