@@ -252,7 +252,8 @@ def main() -> int:
         _reuse(args.reuse)
         if args.plan == "torn" and not args.resume:
             _tear_snapshot(Path(args.marks))
-        ray.init(num_cpus=TRIALS, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address="local", num_cpus=TRIALS, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
         drive(Path(args.driver), args.plan, Path(args.marks), args.resume)
         return 0
 
@@ -267,7 +268,7 @@ def main() -> int:
           f"(no checkpoint at epochs {NO_CHECKPOINT}), {loggers}, snapshot files published "
           f"{'one by one' if args.ray_snapshots else 'together'}, background sync delay {args.slow_sync:g} s")
     _setup(args)
-    ray.init(num_cpus=TRIALS, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=TRIALS, include_dashboard=False, log_to_driver=False, configure_logging=False)
     totals = {}
     with tempfile.TemporaryDirectory() as work:
         for scenario in scenarios:
