@@ -133,6 +133,9 @@ def _get_status(url: str) -> int | None:
     return None
 
 
+# the same promise as tests/reliability/test_killed_driver.py's default test, which also checks the
+# analysis of the resumed experiment: slow, to keep the default run short
+@pytest.mark.slow
 def test_killed_search_resumes_without_losing_or_rerunning_trials(tiny_master, tmp_path):
     args = ["--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path), "--name", "kill",
             "--max-concurrent", "1", *TINY_SEARCH]

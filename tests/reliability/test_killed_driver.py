@@ -19,6 +19,7 @@ import pytest
 from optuna.trial import TrialState
 from ray import cloudpickle
 
+from analysis import load_experiment
 from search_spaces.driver.storage import storage_filesystem
 from tests.reliability.harness import load_study, result_rows
 from trainable.build import read_checkpoint
@@ -199,6 +200,10 @@ def check_resumed_search(exp: Path, finished_before: dict[str, list[dict]]) -> N
         assert not (exp / name / "error.txt").exists(), name  # no trial failed, e.g. on a bad checkpoint
     for name, rows in finished_before.items():
         assert after.get(name) == rows, name  # a finished trial is neither lost nor rerun
+    # the analysis of the resumed experiment: every epoch of every trial, once (learning curves unbroken)
+    read = load_experiment(exp)
+    for name, rows in after.items():
+        assert read.epochs.loc[read.epochs["trial"] == name, "epoch"].tolist() == list(range(1, len(rows) + 1)), name
     checkpoints = list(exp.glob(f"trial_*/checkpoint_*/{CHECKPOINT_FILE}"))
     assert checkpoints
     for path in checkpoints:
