@@ -16,13 +16,17 @@ snapshot: an experiment state beside no searcher state (the resumed driver fails
 record a trial, or ends without the trials not yet started) or beside an older one (trials the
 searcher never hears of). So the files of a snapshot are held back, each at its temporary name, until
 every one of them has been written, and then renamed together, the experiment state last: the
-storage holds the previous snapshot or the new one. (Three renames in a row are not one atomic
+storage holds the previous snapshot or the new one. One more tear comes from Ray itself: the driver
+rewrites its experiment state in place (the other two files it replaces whole) while the previous
+upload may still be reading it, so an upload can carry a truncated copy. A snapshot whose experiment
+state does not parse is dropped whole, and the next one is published. (Three renames in a row are not one atomic
 step: a kill between them, a window of microseconds against the milliseconds of an upload, would
 still tear a snapshot; no portable file system call renames several files at once.)
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -117,6 +121,10 @@ class AtomicLocalHandler(pafs.FileSystemHandler):
         return self._fs.open_append_stream(path)
 
 
+Finish = Callable[[bool], None]  # renames a held file (True) or drops it (False)
+Publish = Callable[[Path, Finish], None]  # takes a written file's temporary path and its Finish
+
+
 class _Snapshots:
     """The files of each driver snapshot (folder, session) written so far, held at their temporary
     names; all renamed once the last one is written. Kept per process, not per handler: Ray copies
@@ -124,31 +132,43 @@ class _Snapshots:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._held: dict[tuple[Path, str], dict[str, Callable[[bool], None]]] = {}
+        self._held: dict[tuple[Path, str], dict[str, tuple[Finish, bool]]] = {}
 
-    def publisher(self, path: Path, templates: tuple[str, ...]) -> Callable[[Callable[[bool], None]], None] | None:
-        """How a finished write of ``path`` is published, if it is one of a snapshot's files (Ray's
-        name ``templates``, the experiment state's first): ``None`` for any other file."""
+    def publisher(self, path: Path, templates: tuple[str, ...]) -> Publish | None:
+        """How a finished write of ``path`` (at a temporary path) is published, if it is one of a
+        snapshot's files (Ray's name ``templates``, the experiment state's first): ``None`` for any
+        other file."""
         for template in templates:
             prefix, suffix = template.split("{}")
             if path.name.startswith(prefix) and path.name.endswith(suffix):
                 session = path.name[len(prefix):len(path.name) - len(suffix)]
-                return lambda finish: self._hold((path.parent, session), template, finish, templates)
+                # only the experiment state is rewritten in place by Ray: the one file that can tear
+                return lambda tmp, finish: self._hold((path.parent, session), template,
+                                                      (finish, template != templates[0] or _parses(tmp)), templates)
         return None
 
-    def _hold(self, key, template: str, finish: Callable[[bool], None], templates: tuple[str, ...]) -> None:
+    def _hold(self, key, template: str, held_file: tuple[Finish, bool], templates: tuple[str, ...]) -> None:
         with self._lock:
             held = self._held.setdefault(key, {})
             earlier = held.pop(template, None)
-            held[template] = finish
+            held[template] = held_file
             complete = set(held) == set(templates)
             if complete:
                 del self._held[key]
         if earlier:
-            earlier(False)  # an upload that stopped half-way: its file is superseded
+            earlier[0](False)  # an upload that stopped half-way: its file is superseded
         if complete:
+            publish = all(whole for _, whole in held.values())
             for t in reversed(templates):  # the experiment state last
-                held[t](True)
+                held[t][0](publish)
+
+
+def _parses(path: Path) -> bool:
+    try:
+        json.loads(path.read_bytes())
+    except ValueError:
+        return False
+    return True
 
 
 _SNAPSHOTS = _Snapshots()
@@ -157,14 +177,15 @@ _SNAPSHOTS = _Snapshots()
 class _WholeFile:
     """A binary file written at a temporary name and renamed onto ``path`` when closed after
     successful writes (``layout.replacing``); a failed write (e.g. a full disk) removes it and leaves
-    ``path`` as it was. With ``publish``, the rename is handed to it instead (a snapshot's file):
-    it calls back with True to rename, False to drop the file."""
+    ``path`` as it was. With ``publish``, the rename is handed to it instead (a snapshot's file),
+    with the temporary path: it calls back with True to rename, False to drop the file."""
 
-    def __init__(self, path: str, publish: Callable[[Callable[[bool], None]], None] | None = None):
+    def __init__(self, path: str, publish: Publish | None = None):
         self.path = path
         self._publish = publish
         self._replacing = replacing(path)
-        self._f = open(self._replacing.__enter__(), "wb")  # closed in close()
+        self._tmp = self._replacing.__enter__()
+        self._f = open(self._tmp, "wb")  # closed in close()
         self._failed = False
         self.closed = False
 
@@ -207,7 +228,7 @@ class _WholeFile:
         if self._publish is None:
             self._replacing.__exit__(None, None, None)
         else:
-            self._publish(self._finish)
+            self._publish(self._tmp, self._finish)
 
     def _finish(self, rename: bool) -> None:
         if rename:

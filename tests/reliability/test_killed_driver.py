@@ -290,3 +290,8 @@ def test_a_snapshot_is_published_whole_whatever_order_its_files_are_uploaded_in(
     with fs.open_output_stream(str(tmp_path / "trial_x" / "result.json")) as f:  # any other file: at once
         f.write(b"{}")
     assert (tmp_path / "trial_x" / "result.json").read_text() == "{}" and visible() == ["3"] * 3
+    upload("[5", [0])  # an experiment state Ray was rewriting while the upload read it: truncated
+    upload("5", [1, 2])
+    assert visible() == ["3"] * 3  # that snapshot is dropped whole
+    upload("6", list(order))
+    assert visible() == ["6"] * 3 and sorted(p.name for p in tmp_path.iterdir()) == sorted([*names, "trial_x"])
