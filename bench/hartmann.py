@@ -1,14 +1,14 @@
 """Multi-fidelity Hartmann functions: published benchmarks for multi-fidelity search.
 
 The Hartmann-3 and Hartmann-6 functions (minimised on the unit cube; minima -3.86278 and -3.32237)
-with a fidelity ``z`` in 1..Z, as the MFHartmann benchmarks of the ``mf-prior-bench`` package
-define them (after Kandasamy et al. 2017, "Multi-fidelity Bayesian optimisation with continuous
-approximations"): with ``s = log(z) / log(Z)``, the weights become ``alpha - bias * (1 - s)`` (the
-function flattens at low fidelity) and ``|N(0, 1)| * noise * (1 - s)`` is added, the draw seeded by
-the point and the fidelity, so the same query gives the same value. The highest fidelity is the
-true, noiseless function. ``PRESETS`` are the package's bias and noise per correlation between low
-and high fidelity, from good to terrible. ``tests/test_hartmann.py`` checks points against values
-computed by the package's own generator.
+with a fidelity ``z`` in 3..Z (the package's range, Z = 100), as the MFHartmann benchmarks of the
+``mf-prior-bench`` package define them (after Kandasamy et al. 2017, "Multi-fidelity Bayesian
+optimisation with continuous approximations"): with ``s = log(z) / log(Z)``, the weights become
+``alpha - bias * (1 - s)`` (the function flattens at low fidelity) and ``|N(0, 1)| * noise *
+(1 - s)`` is added, the draw seeded by the point and the fidelity, so the same query gives the
+same value. The highest fidelity is the true, noiseless function. ``PRESETS`` are the package's
+bias and noise per correlation between low and high fidelity, from good to terrible.
+``tests/test_hartmann.py`` checks points against values computed by the package's own generator.
 
 ``MixedHartmann`` is the same function over a space like this project's: some dimensions are a
 choice among a few levels (as ``tune.choice`` over augmentation settings), the others continuous.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FUNCTIONS", "PRESETS", "MFHartmann", "MixedHartmann"]
+__all__ = ["FUNCTIONS", "LOWEST_FIDELITY", "PRESETS", "MFHartmann", "MixedHartmann"]
 
 # name -> (alpha, A, P * 1e4, the minimiser, the minimum)
 FUNCTIONS = {
@@ -42,6 +42,7 @@ FUNCTIONS = {
 # correlation between low- and high-fidelity values -> (bias, noise), as mf-prior-bench sets them
 PRESETS = {"good": (2.5, 2.0), "moderate": (3.0, 3.0), "bad": (3.5, 4.0), "terrible": (4.0, 5.0)}
 SEED = 1337  # mf-prior-bench's default seed of the noise
+LOWEST_FIDELITY = 3  # the start of the package's fidelity range (3, 100, 1)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,10 @@ class MixedHartmann:
     base: MFHartmann = MFHartmann()
     choices: int = 3
     levels: int = 5
+
+    @property
+    def fidelities(self) -> int:
+        return self.base.fidelities
 
     def grid(self) -> list[float]:
         return [(i + 0.5) / self.levels for i in range(self.levels)]

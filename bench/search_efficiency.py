@@ -15,7 +15,9 @@ Strategies, each searching ``tune.choice`` over the grid levels (so every sample
   (``search_spaces.driver.make_searcher``, the project's coupling);
 - ``asha+tpe stock``: ASHA + Ray's ``OptunaSearch``, which tells them COMPLETE with their early score;
 - ``asha+random``: ASHA + random sampling;
-- ``random full``: random sampling, every trial trained to the last epoch.
+- ``random full``: random sampling, every trial trained to the last epoch;
+- ``asha+tpe multivariate``: the PRUNED coupling with Optuna 5's default (multivariate) TPE;
+- ``hyperband+bohb``: Ray's ``TuneBOHB`` with ``HyperBandForBOHB`` (needs ``hpbandster`` and ``ConfigSpace``).
 
 Target: the median, over random searches of ``--reference-trials`` fully trained trials, of the
 best val mIoU found (a trial scores its best epoch, as the project reports trials), computed
@@ -39,6 +41,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+from bench.trials import report_epoch, resumed_epochs  # noqa: E402  (after the path it needs)
 
 DATA_DIR = ROOT / "bench" / "data"
 CURVES = DATA_DIR / "curves.parquet"
@@ -135,7 +139,8 @@ try:
 except ImportError:  # the table build needs no Ray
     Stopper = object
 
-STRATEGIES = ("asha+tpe pruned", "asha+tpe stock", "asha+random", "random full", "asha+tpe univariate")
+STRATEGIES = ("asha+tpe pruned", "asha+tpe stock", "asha+random", "random full", "asha+tpe multivariate",
+              "hyperband+bohb")
 
 
 def load_curves(path: Path) -> dict[tuple, list[float]]:
@@ -218,20 +223,20 @@ class TableBench:
 
         return nest({k: tune.choice(v) for k, v in GRID.items()})
 
-    def trainable(self):
-        """A Tune function trainable that replays the stored curve of its configuration, one report per epoch."""
-        from ray import tune
-
+    def trainable(self, checkpoints: bool = False):
+        """A Tune function trainable that replays the stored curve of its configuration, one report per
+        epoch (with ``checkpoints``, a checkpoint per epoch, so that a paused trial resumes where it was)."""
         curves = self.curves
         keys = [k.split(".") for k in GRID]
         index = {point: i for i, point in enumerate(sorted(curves))}
 
         def replay(config: dict) -> None:
             point = tuple(float(config[g][k]) for g, k in keys)
-            for epoch, value in enumerate(curves[point], start=1):
+            for epoch in range(resumed_epochs(), len(curves[point])):
+                value = curves[point][epoch]
                 if not math.isfinite(value):
                     raise FloatingPointError("training loss became nan")  # as the real trial fails
-                tune.report({"val_miou": value, "epoch": epoch, "point": str(index[point])})
+                report_epoch({"val_miou": value, "epoch": epoch + 1, "point": str(index[point])}, checkpoints)
 
         return replay
 
@@ -244,8 +249,9 @@ class TableBench:
 
 class HartmannBench:
     """A multi-fidelity Hartmann function (``bench/hartmann.py``) as a search: epoch e of ``max_t``
-    is fidelity round(Z ** (e / max_t)) of Z = 100, so the last epoch is the true function; the
-    metric is the negated value (maximised). A trial reaches the target when its last epoch's true
+    is fidelity ``fidelity(e)``, the share e / max_t of the package's 100 fidelities (never under
+    its lowest, 3), so the last epoch is the true function; the metric is the negated value
+    (maximised). A trial reaches the target when its last epoch's true
     regret is at most ``target_regret``: a low-fidelity report is biased and noisy, and counts for
     nothing but what the scheduler and the searcher make of it."""
 
@@ -271,21 +277,27 @@ class HartmannBench:
         return {f"x{i}": tune.choice(grid) if i < choices else tune.uniform(0.0, 1.0)
                 for i in range(self.function.dims)}
 
-    def trainable(self):
-        from ray import tune
-
+    def trainable(self, checkpoints: bool = False):
         function, max_t, dims = self.function, self.max_t, self.function.dims
+        fidelities = [self.fidelity(epoch) for epoch in range(1, max_t + 1)]
 
         def evaluate(config: dict) -> None:
             x = tuple(float(config[f"x{i}"]) for i in range(dims))
-            for epoch in range(1, max_t + 1):
-                z = max(1, round(100 ** (epoch / max_t)))
-                report = {"score": -function.value(x, z), "epoch": epoch, "point": repr(x)}
+            for epoch in range(resumed_epochs() + 1, max_t + 1):
+                report = {"score": -function.value(x, fidelities[epoch - 1]), "epoch": epoch, "point": repr(x)}
                 if epoch == max_t:
                     report["regret"] = function.regret(x)
-                tune.report(report)
+                report_epoch(report, checkpoints)
 
         return evaluate
+
+    def fidelity(self, epoch: int) -> int:
+        """Epochs are a budget like the package's fidelity: epoch e of max_t is the same share of its range.
+        (An exponential map would put the first rungs below the package's lowest fidelity, where every
+        preset's low-fidelity ranking is noise: rank correlation 0.05 or less with the true function.)"""
+        from bench.hartmann import LOWEST_FIDELITY
+
+        return max(LOWEST_FIDELITY, round(self.function.fidelities * epoch / self.max_t))
 
     def reached(self, result: dict) -> bool:
         return result.get("regret", math.inf) <= self.target_regret
@@ -340,45 +352,62 @@ class TargetStopper(Stopper):
 
 
 def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: int, storage: Path,
-                budget_epochs: int = 0) -> dict:
+                budget_epochs: int = 0, resources: dict | None = None) -> dict:
     """One search of ``strategy`` with ``seed``, trials one at a time: trial-epochs to the target, or
-    (with ``budget_epochs``) on until that many trial-epochs, for the best score reached with them."""
+    (with ``budget_epochs``) on until that many trial-epochs, for the best score reached with them.
+    ``resources``: this driver's own Ray resource, so that its trials run one at a time."""
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search import BasicVariantGenerator
     from ray.tune.search.optuna import OptunaSearch
 
+    from search_spaces.algorithms import SEARCHERS
     from search_spaces.driver import make_searcher
 
     name = f"{bench.name}-{strategy.replace(' ', '-').replace('+', '-')}-seed{seed}"
     if strategy == "asha+tpe pruned":
         search_alg = make_searcher(storage / f"{name}.journal", name, seed, [], max_t=bench.max_t,
                                    n_startup_trials=n_startup, metric=bench.metric)
-    elif strategy == "asha+tpe univariate":
-        # the PRUNED coupling with one density per parameter (Optuna 5's TPE is multivariate unless told)
+    elif strategy == "asha+tpe multivariate":
+        # the PRUNED coupling with Optuna 5's default TPE (multivariate for one objective), the product's before
         from search_spaces.driver.searcher import PrunedOptunaSearch, journal_storage
 
-        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup, multivariate=False)
+        sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup)
         search_alg = PrunedOptunaSearch(metric=bench.metric, mode="max", sampler=sampler,
                                         storage=journal_storage(storage / f"{name}.journal"), study_name=name,
                                         points_to_evaluate=[], max_t=bench.max_t)
     elif strategy == "asha+tpe stock":
-        search_alg = OptunaSearch(sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup))
+        # the product's sampler behind Ray's own coupling: the two rows differ by the coupling alone
+        search_alg = OptunaSearch(sampler=SEARCHERS["tpe"].build(seed, n_startup))
+    elif strategy == "hyperband+bohb":
+        from ray.tune.search.bohb import TuneBOHB
+
+        search_alg = TuneBOHB(seed=seed)
     else:
         # its own limit: Tune ignores max_concurrent_trials for a BasicVariantGenerator passed in
         search_alg = BasicVariantGenerator(random_state=seed, max_concurrent=1)
+    pauses = strategy == "hyperband+bohb"
     if strategy == "random full":
         scheduler = FIFOScheduler()
+    elif pauses:
+        from ray.tune.schedulers import HyperBandForBOHB
+
+        scheduler = HyperBandForBOHB(time_attr="training_iteration", max_t=bench.max_t,
+                                     reduction_factor=bench.reduction_factor)
     else:
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=bench.max_t, grace_period=bench.grace_period,
                                   reduction_factor=bench.reduction_factor)
     stopper = TargetStopper(bench, to_budget=bool(budget_epochs), budget_epochs=budget_epochs)
     tuner = tune.Tuner(
-        tune.with_resources(bench.trainable(), {"cpu": 1}),
+        # one trial at a time: the driver's own resource. The searchers that sample from results also get
+        # a concurrency limit of 1; HyperBand's brackets must not (a paused trial would hold the limiter's one
+        # place, so each bracket would close on one trial), so BOHB fills a bracket from pending trials.
+        tune.with_resources(bench.trainable(checkpoints=pauses), {"cpu": 1, **resources}),
         param_space=bench.param_space(),
         tune_config=tune.TuneConfig(metric=bench.metric, mode="max", search_alg=search_alg, scheduler=scheduler,
-                                    num_samples=num_samples, max_concurrent_trials=1, reuse_actors=True),
+                                    num_samples=num_samples, max_concurrent_trials=None if pauses else 1,
+                                    reuse_actors=True),
         run_config=tune.RunConfig(name=name, storage_path=str(storage), stop=stopper, verbose=0),
     )
     start = time.time()
@@ -420,10 +449,14 @@ def machine() -> str:
 _WORKER: dict = {}
 
 
-def _driver_init(address: str, curves_path: str) -> None:
-    """A search driver process: connect to the benchmark's Ray cluster and load the table once."""
+def _driver_init(address: str, curves_path: str, slots) -> None:
+    """A search driver process: connect to the benchmark's Ray cluster, take a slot (its own resource of
+    the cluster) and load the table once."""
     import optuna
     import ray
+
+    with slots.get_lock():
+        _WORKER["slot"], slots.value = slots.value, slots.value + 1
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ray.init(address=address, log_to_driver=False, configure_logging=False)
@@ -436,7 +469,12 @@ def _driver_search(job: tuple) -> dict:
     strategy, seed, bench_name, target, budget, budget_epochs, n_startup, storage = job
     bench = TableBench(_WORKER["curves"], target) if bench_name == "table" else HartmannBench(bench_name, target)
     return {"benchmark": bench_name,
-            **search_once(strategy, seed, bench, budget, n_startup, Path(storage), budget_epochs)}
+            **search_once(strategy, seed, bench, budget, n_startup, Path(storage), budget_epochs,
+                          {_slot(_WORKER["slot"]): 1})}
+
+
+def _slot(index: int) -> str:
+    return f"search-driver-{index}"
 
 
 def _run_searches(jobs: list[tuple], drivers: int, curves_path: str, verbose: bool) -> list[dict]:
@@ -448,12 +486,13 @@ def _run_searches(jobs: list[tuple], drivers: int, curves_path: str, verbose: bo
     # a new cluster of our own ("local": never one already running on this machine). Each search is its
     # own driver process running one trial at a time, so its count of trial-epochs is exact and does not
     # depend on timing; several drivers side by side hide Tune's start-up latency.
-    ctx = ray.init(address="local", num_cpus=drivers, include_dashboard=False, log_to_driver=False,
-                   configure_logging=False)
+    ctx = ray.init(address="local", num_cpus=drivers, resources={_slot(i): 1 for i in range(drivers)},
+                   include_dashboard=False, log_to_driver=False, configure_logging=False)
     runs: list[dict] = []
+    spawn = mp.get_context("spawn")
     try:
-        with mp.get_context("spawn").Pool(drivers, _driver_init, (ctx.address_info["gcs_address"],
-                                                                  curves_path)) as pool:
+        with spawn.Pool(drivers, _driver_init, (ctx.address_info["gcs_address"], curves_path,
+                                                spawn.Value("i", 0))) as pool:
             for run in pool.imap_unordered(_driver_search, jobs):
                 runs.append(run)
                 if verbose:
@@ -530,19 +569,23 @@ def published(args: argparse.Namespace) -> int:
     print(f"machine: {machine()}")
     for name in benchmarks:
         bench = HartmannBench(name)
+        fidelities = [bench.fidelity(epoch) for epoch in range(1, bench.max_t + 1)]
         kind, preset = name.split("-")
         base = getattr(bench.function, "base", bench.function)
         mixed = ", 3 dimensions a choice of 5 levels" if kind == "mixed6" else ""
         print(f"{name:<16}{base.name} (minimum {base.minimum}){mixed}, "
               f"bias/noise {PRESETS[preset]}; target regret {bench.target_regret}")
     print(f"search:  ASHA grace {HartmannBench.grace_period}, reduction {HartmannBench.reduction_factor}, max_t "
-          f"{HartmannBench.max_t} (fidelity 100 ** (epoch / {HartmannBench.max_t})); TPE n_startup_trials {n_startup}; "
+          f"{HartmannBench.max_t} (fidelity {', '.join(map(str, fidelities))} at epochs 1..{HartmannBench.max_t});\n"
+          f"         TPE n_startup_trials {n_startup}; "
           f"{args.budget_epochs} trial-epochs per search, one trial at a time; seeds 0..{args.seeds - 1}", flush=True)
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="search-efficiency-") as tmp:
         jobs = [(s, seed, b, None, args.budget_epochs, args.budget_epochs, n_startup, tmp)
                 for b in benchmarks for seed in range(args.seeds) for s in strategies]
         runs = _run_searches(jobs, args.drivers, "", args.verbose)
+    if args.save:
+        Path(args.save).write_text(json.dumps(runs))
     ratios = {}
     for name in benchmarks:
         ratios[name] = print_hartmann(name, [r for r in runs if r["benchmark"] == name], strategies, args.budget_epochs)
@@ -723,16 +766,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true", help="print every search")
     p.add_argument("--benchmarks", nargs="+", default=[*HARTMANN_DEFAULTS, "table"], metavar="B",
                    choices=[*HARTMANN, "table"], help=f"of: {', '.join(HARTMANN)}, table")
-    p.add_argument("--budget-epochs", type=int, default=300, help="Hartmann: trial-epochs per search")
+    p.add_argument("--budget-epochs", type=int, default=600, help="Hartmann: trial-epochs per search")
+    p.add_argument("--save", help="Hartmann: write every search's result (JSON) to this file")
     p.add_argument("--plot", default=str(ROOT / "bench" / "search_efficiency.png"), help="regret curves (PNG)")
     p.add_argument("--quick", action="store_true", help=f"{DEFAULT_BENCHMARK} only, asha+tpe pruned against "
-                   "asha+random, 10 seeds, 200 trial-epochs: a few minutes")
+                   "asha+random, 10 seeds, 600 trial-epochs: about 2 minutes")
     args = p.parse_args(argv)
     if args.build_table:
         build_table(args.jobs)
         return 0
     if args.quick:
-        args.benchmarks, args.budget_epochs = [DEFAULT_BENCHMARK], 200
+        args.benchmarks, args.budget_epochs = [DEFAULT_BENCHMARK], 600
         args.strategies = ["asha+tpe pruned", "asha+random"]
         args.seeds = min(args.seeds, 10)
     code = published(args) if any(b != "table" for b in args.benchmarks) else 0

@@ -1,7 +1,9 @@
 """Architecture, encoder and decoder width: small timm encoders that fit the 2M from-scratch budget.
 
 Combinations over ``model.max_params`` are refused by the trial before it trains and reach the
-searcher as failed, so TPE learns to avoid them; set ``--max-params 0`` to lift the budget.
+searcher as failed. TPE leaves failed trials out of its model, so it does not learn to avoid them
+and may suggest one again (a refusal costs seconds, no training); set ``--max-params 0`` to lift
+the budget.
 """
 
 from search_spaces.base import SearchSpace, choice

@@ -193,7 +193,7 @@ def test_cli_writes_everything_and_numbers_match_the_result_files(experiment, ca
         assert row["val mIoU"] == raw[(trial, last)]["val_miou"]
         assert row["delta vs baseline"] == row["val mIoU"] - 30
     report = (out / "report.md").read_text()
-    assert "ASHA (max 3 epochs, grace 1, reduction 2) + Optuna TPE (seed 0)" in report
+    assert "ASHA (max 3 epochs, grace 1, reduction 2) + Optuna TPE, univariate (seed 0)" in report
     assert "ASHA scheduler (asynchronous successive halving), Optuna TPE sampler" in report
     assert "1 errored" in report and "1 running" in report
     assert r"\toprule" in (out / "tables" / "configurations.tex").read_text()

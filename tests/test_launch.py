@@ -277,7 +277,7 @@ def test_each_searcher_and_scheduler_runs_a_real_search(tiny_master, tmp_path, s
     exp = tmp_path / name
     record = json.loads((exp / "experiment.json").read_text())
     assert (record["searcher"], record["scheduler"]) == (searcher, scheduler)
-    stated = {"random": "random sampling (seed 0)", "tpe": "Optuna TPE (seed 0)",
+    stated = {"random": "random sampling (seed 0)", "tpe": "Optuna TPE, univariate (seed 0)",
               "hyperband": "HyperBand (max 2 epochs, reduction 2)", "fifo": "every trial in full (2 epochs"}
     assert stated[searcher] in out and stated[scheduler] in out
     study = load_study(exp)
