@@ -249,7 +249,7 @@ class TableBench:
 
 class HartmannBench:
     """A multi-fidelity Hartmann function (``bench/hartmann.py``) as a search: epoch e of ``max_t``
-    is fidelity ``fidelity(e)``, the share e / max_t of the package's 100 fidelities (never under
+    is fidelity ``fidelities[e - 1]``, the share e / max_t of the package's 100 fidelities (never under
     its lowest, 3), so the last epoch is the true function; the metric is the negated value
     (maximised). A trial reaches the target when its last epoch's true
     regret is at most ``target_regret``: a low-fidelity report is biased and noisy, and counts for
@@ -278,8 +278,7 @@ class HartmannBench:
                 for i in range(self.function.dims)}
 
     def trainable(self, checkpoints: bool = False):
-        function, max_t, dims = self.function, self.max_t, self.function.dims
-        fidelities = [self.fidelity(epoch) for epoch in range(1, max_t + 1)]
+        function, max_t, dims, fidelities = self.function, self.max_t, self.function.dims, self.fidelities
 
         def evaluate(config: dict) -> None:
             x = tuple(float(config[f"x{i}"]) for i in range(dims))
@@ -291,13 +290,16 @@ class HartmannBench:
 
         return evaluate
 
-    def fidelity(self, epoch: int) -> int:
-        """Epochs are a budget like the package's fidelity: epoch e of max_t is the same share of its range.
-        (An exponential map would put the first rungs below the package's lowest fidelity, where every
-        preset's low-fidelity ranking is noise: rank correlation 0.05 or less with the true function.)"""
+    @property
+    def fidelities(self) -> list[int]:
+        """The fidelity of each epoch 1..max_t. Epochs are a budget like the package's fidelity: epoch e
+        is the share e / max_t of its range. (An exponential map would put the first rungs below the
+        package's lowest fidelity, where every preset's ranking is noise: rank correlation 0.14 or less
+        with the true function.)"""
         from bench.hartmann import LOWEST_FIDELITY
 
-        return max(LOWEST_FIDELITY, round(self.function.fidelities * epoch / self.max_t))
+        return [max(LOWEST_FIDELITY, round(self.function.fidelities * epoch / self.max_t))
+                for epoch in range(1, self.max_t + 1)]
 
     def reached(self, result: dict) -> bool:
         return result.get("regret", math.inf) <= self.target_regret
@@ -403,7 +405,7 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
         # one trial at a time: the driver's own resource. The searchers that sample from results also get
         # a concurrency limit of 1; HyperBand's brackets must not (a paused trial would hold the limiter's one
         # place, so each bracket would close on one trial), so BOHB fills a bracket from pending trials.
-        tune.with_resources(bench.trainable(checkpoints=pauses), {"cpu": 1, **resources}),
+        tune.with_resources(bench.trainable(checkpoints=pauses), {"cpu": 1, **(resources or {})}),
         param_space=bench.param_space(),
         tune_config=tune.TuneConfig(metric=bench.metric, mode="max", search_alg=search_alg, scheduler=scheduler,
                                     num_samples=num_samples, max_concurrent_trials=None if pauses else 1,
@@ -569,14 +571,13 @@ def published(args: argparse.Namespace) -> int:
     print(f"machine: {machine()}")
     for name in benchmarks:
         bench = HartmannBench(name)
-        fidelities = [bench.fidelity(epoch) for epoch in range(1, bench.max_t + 1)]
         kind, preset = name.split("-")
         base = getattr(bench.function, "base", bench.function)
         mixed = ", 3 dimensions a choice of 5 levels" if kind == "mixed6" else ""
         print(f"{name:<16}{base.name} (minimum {base.minimum}){mixed}, "
               f"bias/noise {PRESETS[preset]}; target regret {bench.target_regret}")
     print(f"search:  ASHA grace {HartmannBench.grace_period}, reduction {HartmannBench.reduction_factor}, max_t "
-          f"{HartmannBench.max_t} (fidelity {', '.join(map(str, fidelities))} at epochs 1..{HartmannBench.max_t});\n"
+          f"{HartmannBench.max_t} (fidelity {', '.join(map(str, bench.fidelities))} at epochs 1..{bench.max_t});\n"
           f"         TPE n_startup_trials {n_startup}; "
           f"{args.budget_epochs} trial-epochs per search, one trial at a time; seeds 0..{args.seeds - 1}", flush=True)
     start = time.time()

@@ -62,3 +62,29 @@ def test_mixed_dimensions_take_only_their_levels():
     assert f.value((0.1, 0.1, 0.5, 0.27, 0.31, 0.65), 100) == MFHartmann().value((0.1, 0.1, 0.5, 0.27, 0.31, 0.65), 100)
     with pytest.raises(ValueError, match="take one of"):
         f.value((0.2, 0.1, 0.5, 0.27, 0.31, 0.65), 100)
+
+
+def test_epochs_map_onto_the_packages_fidelity_range_as_a_share_of_it():
+    from bench.search_efficiency import HartmannBench
+
+    # mf-prior-bench's range is 3..100; epoch e of 9 is round(100 e / 9), the last one the true function
+    assert HartmannBench("mfh6-good").fidelities == [11, 22, 33, 44, 56, 67, 78, 89, 100]
+    assert HartmannBench("mixed6-terrible").fidelities[-1] == MFHartmann().fidelities
+
+
+def test_the_products_tpe_samples_one_density_per_parameter():
+    import optuna
+
+    from search_spaces.algorithms import SEARCHERS
+
+    def suggestions(sampler) -> list[tuple[float, float]]:
+        study = optuna.create_study(sampler=sampler)
+        for _ in range(12):
+            trial = study.ask()
+            x, y = trial.suggest_float("x", 0, 1), trial.suggest_float("y", 0, 1)
+            study.tell(trial, (x - 0.3) ** 2 + (y - 0.7) ** 2)
+        return [tuple(t.params.values()) for t in study.trials]
+
+    product = suggestions(SEARCHERS["tpe"].build(0, 3))
+    assert product == suggestions(optuna.samplers.TPESampler(seed=0, n_startup_trials=3, multivariate=False))
+    assert product != suggestions(optuna.samplers.TPESampler(seed=0, n_startup_trials=3, multivariate=True))
