@@ -65,7 +65,7 @@ def test_mixed_dimensions_take_only_their_levels():
 
 
 def test_epochs_map_onto_the_packages_fidelity_range_as_a_share_of_it():
-    from bench.search_efficiency import HartmannBench
+    from bench.searches import HartmannBench
 
     # mf-prior-bench's range is 3..100; epoch e of 9 is round(100 e / 9), the last one the true function
     assert HartmannBench("mfh6-good").fidelities == [11, 22, 33, 44, 56, 67, 78, 89, 100]

@@ -6,9 +6,10 @@ is told PRUNED: Optuna keeps its per-epoch intermediate values (reported every e
 treats it as a pruned trial, exactly as Optuna's own pruners do. Trials that reach the last epoch
 are COMPLETE with their final score; errored ones FAIL, and so do diverged ones (a NaN/inf loss:
 the trial's last report has a ``stop_reason``, kept as the Optuna trial's user attribute of that
-name). The study lives in a journal file in the
-experiment directory (``layout.JOURNAL_FILE``) so ``optuna-dashboard`` can open it during and after
-the run.
+name). A trial whose configuration the rules refused (no report, no error) is PRUNED with the
+constraint ``refused`` violated: infeasible, which TPE ranks below every feasible trial rather than
+leaving it out of its model. The study lives in a journal file in the experiment directory
+(``layout.JOURNAL_FILE``) so ``optuna-dashboard`` can open it during and after the run.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces.algorithms import SEARCHERS
 
-__all__ = ["TUNE_TRIAL_ATTR", "PrunedOptunaSearch", "journal_storage", "make_searcher", "skip_finished_trials"]
+__all__ = ["REFUSED_CONSTRAINT", "TUNE_TRIAL_ATTR", "PrunedOptunaSearch", "journal_storage", "make_searcher",
+           "skip_finished_trials"]
 
 TUNE_TRIAL_ATTR = "tune_trial_id"
+REFUSED_CONSTRAINT = "refused"  # the Optuna constraint a refused configuration violates
 logger = logging.getLogger(__name__)
 
 
@@ -72,7 +75,17 @@ class PrunedOptunaSearch(OptunaSearch):
                 pass  # already ended in the study: tell() below logs it
         # a trial that stops before max_t was stopped by the scheduler (Tune marks that result done too)
         stopped_early = step is not None and step < self._max_t
-        if error or value is None or not math.isfinite(value):
+        if not error and value is None and step is None:
+            # no report at all (Tune's last result has no training_iteration) and no error: the rules
+            # refused its configuration (ray_trainable). Infeasible, not failed: TPE leaves FAIL trials
+            # out of its model, but ranks an infeasible PRUNED one below every feasible trial, so it
+            # learns where the budget ends
+            state = TrialState.PRUNED
+            try:
+                ot_trial.set_constraint(REFUSED_CONSTRAINT, 1.0)
+            except RuntimeError:
+                pass  # already ended in the study: tell() below logs it
+        elif error or value is None or not math.isfinite(value):
             state, value = TrialState.FAIL, None
             if result.get("stop_reason"):
                 try:

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from analysis import load_experiment, trial_summary
 from analysis.summary import search_summary
 from search_spaces.driver import ExperimentRecord
+from search_spaces.driver.searcher import REFUSED_CONSTRAINT
 from tests.reliability.harness import (
     FaultyTrainable,
     epochs_per_attempt,
@@ -124,6 +125,10 @@ def test_a_refused_configuration_ends_without_training(search):
     assert search.attempts("refused") == [[]]
     assert "over the budget" in (search.exp_dir / search.trial["refused"] / "refused.txt").read_text()
     assert search.result("refused").error is None
+    # infeasible in the study (TPE ranks it below every feasible trial), not failed (TPE would ignore it)
+    refused = _study_trials(search)[search.trial["refused"]]
+    assert (refused.state, refused.constraints) == (TrialState.PRUNED, {REFUSED_CONSTRAINT: 1.0})
+    assert all(not t.constraints for name, t in _study_trials(search).items() if name != search.trial["refused"])
 
 
 def test_every_trial_ends_once_and_the_search_finishes(search):
@@ -134,7 +139,7 @@ def test_every_trial_ends_once_and_the_search_finishes(search):
     assert len(load_study(search.exp_dir).trials) == len(study) == NUM_SAMPLES  # one study trial per Tune trial
     assert {role: study[name].state for role, name in search.trial.items()} == {
         "ok": TrialState.COMPLETE, "raise-once": TrialState.COMPLETE, "kill-once": TrialState.COMPLETE,
-        "nan": TrialState.FAIL, "enospc-always": TrialState.FAIL, "refused": TrialState.FAIL}
+        "nan": TrialState.FAIL, "enospc-always": TrialState.FAIL, "refused": TrialState.PRUNED}
     exp = load_experiment(search.exp_dir)
     status = dict(zip(exp.trials["trial"], exp.trials["status"]))
     failures = dict(zip(exp.trials["trial"], exp.trials["failures"]))

@@ -1,0 +1,296 @@
+"""Benchmarks as Ray Tune searches, and one seeded search of a strategy on one of them, for
+``bench/search_efficiency.py``: ``HartmannBench`` (the multi-fidelity Hartmann functions of
+``bench/hartmann.py``, epochs as fidelity), ``TargetStopper`` (exact counts of trial-epochs to the
+target, one trial at a time) and ``run_searches`` (many searches side by side on a private Ray
+cluster, each its own driver process).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+from bench.curve_table import TableBench, load_curves
+from bench.trials import report_epoch, resumed_epochs
+
+__all__ = ["DEFAULT_BENCHMARK", "HARTMANN", "HARTMANN_DEFAULTS", "REFUSED_ABOVE", "STRATEGIES", "TARGET_REGRET",
+           "HartmannBench", "RefusedAsFailure", "TargetStopper", "run_searches", "search_env", "search_once"]
+
+from ray.tune.stopper import Stopper
+
+from search_spaces.driver.searcher import PrunedOptunaSearch
+
+STRATEGIES = ("asha+tpe pruned", "asha+tpe stock", "asha+random", "random full", "asha+tpe multivariate",
+              "asha+tpe refused-as-fail", "hyperband+bohb")
+
+
+class RefusedAsFailure(PrunedOptunaSearch):
+    """The product's coupling as it was before refusals were infeasible: a trial that ends without a
+    report is told FAIL, which TPE leaves out of its model."""
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        refused = not error and (result or {}).get("training_iteration") is None
+        super().on_trial_complete(trial_id, result, error or refused)
+
+
+
+class HartmannBench:
+    """A multi-fidelity Hartmann function (``bench/hartmann.py``) as a search: epoch e of ``max_t``
+    is fidelity ``fidelities[e - 1]``, the share e / max_t of the package's 100 fidelities (never under
+    its lowest, 3), so the last epoch is the true function; the metric is the negated value
+    (maximised). A trial reaches the target when its last epoch's true
+    regret is at most ``target_regret``: a low-fidelity report is biased and noisy, and counts for
+    nothing but what the scheduler and the searcher make of it."""
+
+    metric = "score"
+    max_t = 9
+    grace_period, reduction_factor = 1, 3  # rungs at epochs 1, 3, 9
+
+    def __init__(self, name: str, target_regret: float | None = None):
+        from bench.hartmann import MFHartmann, MixedHartmann
+
+        kind, preset = name.split("-")
+        self.name = name
+        self.target_regret = TARGET_REGRET[kind] if target_regret is None else target_regret
+        function, choices = {"mfh3": ("hartmann3", 0), "mfh6": ("hartmann6", 0), "mixed6": ("hartmann6", 3),
+                             "budget6": ("hartmann6", 0)}[kind]
+        base = MFHartmann(function, preset)
+        self.function = MixedHartmann(base, choices=choices) if choices else base
+        self.budgeted = kind == "budget6"
+
+    def refused(self, x: tuple[float, ...]) -> bool:
+        """``budget6``: like a parameter budget, half the cube is refused before any training: the points
+        whose first three coordinates sum to more than 1.5 (the minimiser's sum to 0.83)."""
+        return self.budgeted and sum(x[:3]) > REFUSED_ABOVE
+
+    def param_space(self) -> dict:
+        from ray import tune
+
+        choices = getattr(self.function, "choices", 0)
+        grid = self.function.grid() if choices else []
+        return {f"x{i}": tune.choice(grid) if i < choices else tune.uniform(0.0, 1.0)
+                for i in range(self.function.dims)}
+
+    def trainable(self, checkpoints: bool = False):
+        function, max_t, dims, fidelities = self.function, self.max_t, self.function.dims, self.fidelities
+        refused = self.refused
+
+        def evaluate(config: dict) -> None:
+            x = tuple(float(config[f"x{i}"]) for i in range(dims))
+            if refused(x):
+                return  # as the product's trial refuses a configuration: no report, no error
+            for epoch in range(resumed_epochs() + 1, max_t + 1):
+                report = {"score": -function.value(x, fidelities[epoch - 1]), "epoch": epoch, "point": repr(x)}
+                if epoch == max_t:
+                    report["regret"] = function.regret(x)
+                report_epoch(report, checkpoints)
+
+        return evaluate
+
+    @property
+    def fidelities(self) -> list[int]:
+        """The fidelity of each epoch 1..max_t. Epochs are a budget like the package's fidelity: epoch e
+        is the share e / max_t of its range. (An exponential map would put the first rungs below the
+        package's lowest fidelity, where every preset's ranking is noise: rank correlation 0.14 or less
+        with the true function.)"""
+        from bench.hartmann import LOWEST_FIDELITY
+
+        return [max(LOWEST_FIDELITY, round(self.function.fidelities * epoch / self.max_t))
+                for epoch in range(1, self.max_t + 1)]
+
+    def reached(self, result: dict) -> bool:
+        return result.get("regret", math.inf) <= self.target_regret
+
+    def score(self, result: dict) -> float:
+        return -result["regret"] if "regret" in result else -math.inf
+
+
+# the true regret a search must reach: about 1 in 100 uniformly drawn points is as good (measured on
+# 20,000 draws: mfh6 1.0 %, mfh3 1.1 %, mixed6 1.4 %), so random full training needs about 100 trials
+TARGET_REGRET = {"mfh6": 1.5, "mfh3": 0.3, "mixed6": 1.5, "budget6": 1.5}
+REFUSED_ABOVE = 1.5  # budget6: the sum of x0..x2 above which a configuration is refused (half the cube)
+HARTMANN = [f"{kind}-{preset}" for kind in TARGET_REGRET for preset in ("good", "moderate", "bad", "terrible")]
+DEFAULT_BENCHMARK = "mfh6-moderate"
+HARTMANN_DEFAULTS = ["mfh6-good", "mfh6-moderate", "mfh6-bad", "mfh6-terrible", "mfh3-moderate", "mixed6-moderate",
+                     "budget6-moderate"]
+
+
+class TargetStopper(Stopper):
+    """Counts trial-epochs in the order results arrive and ends the experiment once a trial has
+    reached the benchmark's target (or, with ``to_budget``, goes on until the trial budget runs out)."""
+
+    def __init__(self, bench, to_budget: bool = False, budget_epochs: int = 0):
+        self.bench, self.to_budget, self.budget_epochs = bench, to_budget, budget_epochs
+        self.epochs = 0
+        self.trials: dict[str, int] = {}  # trial id -> epochs reported
+        self.epochs_to_target: int | None = None
+        self.best = -math.inf
+        self.curve: list[tuple[int, float]] = []  # (trial-epochs so far, best score) at each improvement
+        self.points: set[str] = set()
+        self.repeats = 0  # trials of a configuration already tried in this search
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        # one result is one epoch of one trial; Tune repeats a trial's last result when its function returns,
+        # and a refused trial's only result has no training_iteration
+        if result.get("training_iteration", 0) <= self.trials.get(trial_id, 0):
+            return False
+        if trial_id not in self.trials:
+            self.repeats += result["point"] in self.points
+            self.points.add(result["point"])
+        self.trials[trial_id] = result["training_iteration"]
+        self.epochs += 1
+        score = self.bench.score(result)
+        if score > self.best:
+            self.best = score
+            self.curve.append((self.epochs, score))
+        if self.epochs_to_target is None and self.bench.reached(result):
+            self.epochs_to_target = self.epochs
+        return False
+
+    def stop_all(self) -> bool:
+        if self.budget_epochs and self.epochs >= self.budget_epochs:
+            return True
+        return self.epochs_to_target is not None and not self.to_budget
+
+
+def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: int, storage: Path,
+                budget_epochs: int = 0, resources: dict | None = None) -> dict:
+    """One search of ``strategy`` with ``seed``, trials one at a time: trial-epochs to the target, or
+    (with ``budget_epochs``) on until that many trial-epochs, for the best score reached with them.
+    ``resources``: this driver's own Ray resource, so that its trials run one at a time."""
+    import optuna
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import BasicVariantGenerator
+    from ray.tune.search.optuna import OptunaSearch
+
+    from search_spaces.algorithms import SEARCHERS
+    from search_spaces.driver import make_searcher
+
+    name = f"{bench.name}-{strategy.replace(' ', '-').replace('+', '-')}-seed{seed}"
+    if strategy == "asha+tpe pruned":
+        search_alg = make_searcher(storage / f"{name}.journal", name, seed, [], max_t=bench.max_t,
+                                   n_startup_trials=n_startup, metric=bench.metric)
+    elif strategy in ("asha+tpe multivariate", "asha+tpe refused-as-fail"):
+        from search_spaces.driver.searcher import journal_storage
+
+        if strategy == "asha+tpe multivariate":
+            # the PRUNED coupling with Optuna 5's default TPE (multivariate for one objective), the product's before
+            cls, sampler = PrunedOptunaSearch, optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup)
+        else:
+            cls, sampler = RefusedAsFailure, SEARCHERS["tpe"].build(seed, n_startup)
+        search_alg = cls(metric=bench.metric, mode="max", sampler=sampler,
+                         storage=journal_storage(storage / f"{name}.journal"), study_name=name, points_to_evaluate=[],
+                         max_t=bench.max_t)
+    elif strategy == "asha+tpe stock":
+        # the product's sampler behind Ray's own coupling: the two rows differ by the coupling alone
+        search_alg = OptunaSearch(sampler=SEARCHERS["tpe"].build(seed, n_startup))
+    elif strategy == "hyperband+bohb":
+        from ray.tune.search.bohb import TuneBOHB
+
+        search_alg = TuneBOHB(seed=seed)
+    else:
+        # its own limit: Tune ignores max_concurrent_trials for a BasicVariantGenerator passed in
+        search_alg = BasicVariantGenerator(random_state=seed, max_concurrent=1)
+    pauses = strategy == "hyperband+bohb"
+    if strategy == "random full":
+        scheduler = FIFOScheduler()
+    elif pauses:
+        from ray.tune.schedulers import HyperBandForBOHB
+
+        scheduler = HyperBandForBOHB(time_attr="training_iteration", max_t=bench.max_t,
+                                     reduction_factor=bench.reduction_factor)
+    else:
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=bench.max_t, grace_period=bench.grace_period,
+                                  reduction_factor=bench.reduction_factor)
+    stopper = TargetStopper(bench, to_budget=bool(budget_epochs), budget_epochs=budget_epochs)
+    tuner = tune.Tuner(
+        # one trial at a time: the driver's own resource. The searchers that sample from results also get
+        # a concurrency limit of 1; HyperBand's brackets must not (a paused trial would hold the limiter's one
+        # place, so each bracket would close on one trial), so BOHB fills a bracket from pending trials.
+        tune.with_resources(bench.trainable(checkpoints=pauses), {"cpu": 1, **(resources or {})}),
+        param_space=bench.param_space(),
+        tune_config=tune.TuneConfig(metric=bench.metric, mode="max", search_alg=search_alg, scheduler=scheduler,
+                                    num_samples=num_samples, max_concurrent_trials=None if pauses else 1,
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(name=name, storage_path=str(storage), stop=stopper, verbose=0),
+    )
+    start = time.time()
+    results = tuner.fit()
+    refused = sum(bench.metric not in r.metrics for r in results)  # ended without a report
+    return {"strategy": strategy, "seed": seed, "epochs_to_target": stopper.epochs_to_target,
+            "epochs": stopper.epochs, "trials": len(stopper.trials), "repeats": stopper.repeats, "refused": refused,
+            "best": stopper.best, "curve": stopper.curve, "seconds": time.time() - start}
+
+
+
+_WORKER: dict = {}
+
+
+def _driver_init(address: str, curves_path: str, slots) -> None:
+    """A search driver process: connect to the benchmark's Ray cluster, take a slot (its own resource of
+    the cluster) and load the table once."""
+    import optuna
+    import ray
+
+    with slots.get_lock():
+        _WORKER["slot"], slots.value = slots.value, slots.value + 1
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    ray.init(address=address, log_to_driver=False, configure_logging=False)
+    # without per-trial result files Tune warns that it cannot read them back; the stopper holds the counts
+    logging.getLogger("ray.tune").setLevel(logging.ERROR)
+    _WORKER["curves"] = load_curves(Path(curves_path)) if curves_path and Path(curves_path).is_file() else {}
+
+
+def _driver_search(job: tuple) -> dict:
+    strategy, seed, bench_name, target, budget, budget_epochs, n_startup, storage = job
+    bench = TableBench(_WORKER["curves"], target) if bench_name == "table" else HartmannBench(bench_name, target)
+    return {"benchmark": bench_name,
+            **search_once(strategy, seed, bench, budget, n_startup, Path(storage), budget_epochs,
+                          {_slot(_WORKER["slot"]): 1})}
+
+
+def _slot(index: int) -> str:
+    return f"search-driver-{index}"
+
+
+def run_searches(jobs: list[tuple], drivers: int, curves_path: str, verbose: bool) -> list[dict]:
+    """Every job on a new Ray cluster of our own, ``drivers`` searches side by side."""
+    import multiprocessing as mp
+
+    import ray
+
+    # a new cluster of our own ("local": never one already running on this machine). Each search is its
+    # own driver process running one trial at a time, so its count of trial-epochs is exact and does not
+    # depend on timing; several drivers side by side hide Tune's start-up latency.
+    ctx = ray.init(address="local", num_cpus=drivers, resources={_slot(i): 1 for i in range(drivers)},
+                   include_dashboard=False, log_to_driver=False, configure_logging=False)
+    runs: list[dict] = []
+    spawn = mp.get_context("spawn")
+    try:
+        with spawn.Pool(drivers, _driver_init, (ctx.address_info["gcs_address"], curves_path,
+                                                spawn.Value("i", 0))) as pool:
+            for run in pool.imap_unordered(_driver_search, jobs):
+                runs.append(run)
+                if verbose:
+                    print(f"  {run['benchmark']:<14} {run['strategy']:<16} seed {run['seed']:2d}: "
+                          f"{run['epochs_to_target']} trial-epochs to target, {run['trials']} trials, best "
+                          f"{run['best']:.3f}, {run['seconds']:.1f} s", flush=True)
+            pool.close()  # let the drivers disconnect from Ray and exit, rather than be terminated
+            pool.join()
+    finally:
+        ray.shutdown()
+    return runs
+
+
+def search_env() -> None:
+    # inherited by the search drivers: a private local cluster without dashboard or token
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # no per-trial result files: less overhead
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1000000")  # nothing to resume
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # a refused trial ends without a report
