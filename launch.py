@@ -23,7 +23,7 @@ from search_spaces.algorithms import SCHEDULERS, SEARCHERS
 from trainable.challenges import CHALLENGES
 from trainable.cli import parse_verb
 from trainable.config import parse_overrides
-from trainable.errors import cli_errors
+from trainable.errors import UserError, cli_errors
 from trainable.layout import MODEL_FILE, RETRAIN_DIR, SUBMISSION_DIR
 
 # Ray, torch, Optuna and the analysis are imported by the verb that needs them: a refused argument
@@ -83,16 +83,23 @@ def retrain(args) -> int:
     from trainable.retrain import retrain as train_again
 
     exp = load_experiment(args.exp)
-    jobs = plan_retrain(exp.retrain_candidates(args.trial, args.top), Path(args.out or exp.path / RETRAIN_DIR),
-                        epochs=args.epochs, seeds=args.seeds, seed=args.seed, train_on=args.train_on, data=args.data,
-                        overrides=parse_overrides(args.set))
+    if args.fixed and not exp.record.population:
+        raise UserError(f"--fixed: {exp.path} is not a population search (--scheduler pbt or pb2), so its trials "
+                        f"have no augmentation schedule to replace; drop --fixed")
+    candidates = exp.retrain_candidates(args.trial, args.top)
+    schedules = ({name: exp.schedule(name) for name, *_ in candidates}
+                 if exp.record.population and not args.fixed else None)
+    jobs = plan_retrain(candidates, Path(args.out or exp.path / RETRAIN_DIR), epochs=args.epochs, seeds=args.seeds,
+                        seed=args.seed, train_on=args.train_on, data=args.data, overrides=parse_overrides(args.set),
+                        schedules=schedules)
     if args.submission:
         check_submission(jobs, args.submission)  # before hours of training, not after
     results = []
     for job in jobs:
         print(job.describe(exp.record.metric_name))
         results.append({"trial": job.trial, "out": str(job.out), "search_score": job.search_score,
-                        **train_again(job.cfg, job.out, threads=job.threads)})
+                        **train_again(job.cfg, job.out, threads=job.threads, schedule=job.schedule,
+                                      schedule_note=job.schedule_note)})
     print("\n".join(format_results(results, exp.record.metric, exp.record.metric_name)))
     if args.submission:
         from trainable.predict import format_result, predict_folder
@@ -138,8 +145,12 @@ VERBS = {
         "--max-epochs": dict(type=int, help="epochs of a full trial: ASHA's max_t (train.epochs)"),
         "--grace-period": dict(type=int, help="epochs before ASHA may stop a trial"),
         "--reduction-factor": dict(type=float, help="ASHA keeps 1/reduction_factor of the trials per rung"),
-        "--searcher": dict(default="tpe", help=f"what samples configurations: {', '.join(SEARCHERS)} (default tpe)"),
-        "--scheduler": dict(default="asha", help=f"what stops trials early: {', '.join(SCHEDULERS)} (default asha)"),
+        "--searcher": dict(help=f"what samples configurations: {', '.join(SEARCHERS)} (default tpe; a population "
+                                f"scheduler draws its first population at random)"),
+        "--scheduler": dict(default="asha", help=f"what stops trials early, or (pbt, pb2) trains a population that "
+                                                 f"exploits and explores: {', '.join(SCHEDULERS)} (default asha)"),
+        "--perturbation-interval": dict(type=int, help="pbt, pb2: epochs between exploits (default a quarter of "
+                                                       "train.epochs); --num-samples is the population"),
         "--cpus-per-trial": dict(type=float, help="CPUs per trial"),
         "--gpus-per-trial": dict(type=float, help="GPUs per trial; fractions pack small models (e.g. 0.25)"),
         "--max-concurrent": dict(type=int, default=0, help="trials running at once (0: as resources allow)"),
@@ -153,6 +164,7 @@ VERBS = {
         "--storage-path": dict(default="experiments", help="where experiments go (default ./experiments)"),
         **SHARED, **RAY}, ["--space augmentation", "--space loss --data DATA --gpus-per-trial 0.5 --num-samples 48",
                            "--space augmentation --ablation --seeds 3",
+                           "--space augmentation --scheduler pbt --num-samples 4 --perturbation-interval 2",
                            "--space model --set optim.lr=1e-3 --max-params 1821085"]),
     "resume": (resume, "continue an interrupted search: finished trials kept, the others from their checkpoints",
                {"exp": EXP}, RAY, ["experiments/augmentation-20261121-101500"]),
@@ -169,6 +181,9 @@ VERBS = {
         "--seeds": dict(type=int, default=1, help="seeds per configuration, counting up from the trial's"),
         "--train-on": dict(choices=("train", "train+val"), help="training data (train+val: val not held out)"),
         "--out": dict(help="output folder (default EXP/retrain)"),
+        "--fixed": dict(action="store_true", help="a population search (pbt, pb2): train with the trial's final "
+                                                  "augmentation settings throughout instead of replaying its "
+                                                  "schedule"),
         "--submission": dict(metavar="CHALLENGE", help="then predict the data's test split into this challenge's "
                                                        "submission, OUT/<trial>/submission.zip (rules checked first)"),
         **SHARED},

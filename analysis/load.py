@@ -25,6 +25,7 @@ from trainable.layout import (
     PARAMS_FILE,
     REFUSED_FILE,
     RESULT_FILE,
+    SCHEDULE_FILE,
     STOPPED_FILE,
     checkpoint_dirs,
     trial_dirs,
@@ -66,6 +67,21 @@ class Experiment:
 
         chosen = select(self.summary(), trial, top)
         return [(t.trial, self.params(t.trial), self.threads(t.trial), t.score) for t in chosen.itertuples()]
+
+    def schedule(self, trial: str) -> list[dict]:
+        """The augmentation schedule of trial ``trial`` (``schedule.json`` in its folder): one segment
+        when nothing changed its settings."""
+        from trainable.schedule import read_schedule
+
+        path = self.path / trial / SCHEDULE_FILE
+        try:
+            record = read_schedule(self.path / trial)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{path}: the trial's augmentation schedule is unreadable ({e})") from None
+        if record is None:
+            raise UserError(f"{path}: missing; the trial started before this version wrote schedules: retrain it "
+                            f"with --fixed")
+        return record["schedule"]
 
     def params(self, trial: str) -> dict:
         """The config trial ``trial`` trained (Tune's ``params.json`` in its folder)."""

@@ -50,7 +50,7 @@ def search_summary(exp_dir: str | Path, interrupted: str = "") -> list[str]:
     counts = kinds.map(lambda k: "stopped by ASHA" if k == "stopped" else k).value_counts()
     lines.append(f"trials          {len(exp.trials)} ended: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     lines.append(f"experiment      {exp_dir}")
-    if not record.ablation:
+    if record.has_study:
         lines.append(f"optuna study    optuna-dashboard {exp_dir / JOURNAL_FILE}")
     return [*lines, "next:", f"  python -m analysis {exp_dir}", f"  python launch.py retrain {exp_dir}"]
 

@@ -1,6 +1,7 @@
 """The searchers and schedulers a search can use, by name: what samples each trial's configuration
 (an Optuna sampler behind the PRUNED coupling, so that every searcher keeps the same study, resume
-and analysis) and what stops trials early. ``search --searcher NAME --scheduler NAME`` picks them;
+and analysis) and what stops, or (PBT, PB2) exploits and explores, trials during training.
+``search --searcher NAME --scheduler NAME`` picks them;
 the experiment record keeps the names and the analysis report states them."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ __all__ = ["SCHEDULERS", "SEARCHERS", "Algorithm"]
 class Algorithm:
     about: str  # what it is, for the analysis report
     settings: str  # it with its settings, for the start-up lines: a format string over the record's values
-    build: Callable  # searchers: (seed, n_startup_trials) -> an Optuna sampler; schedulers: (max_t, grace, factor)
+    build: Callable  # searchers: (seed, n_startup_trials) -> an Optuna sampler; schedulers: (record) -> a scheduler
 
     def describe(self, **values) -> str:
         return self.settings.format(**values)
@@ -36,23 +37,36 @@ def _random(seed: int, n_startup_trials: int):
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def _asha(max_t: int, grace_period: int, reduction_factor: float):
+def _asha(record):
     from ray.tune.schedulers import ASHAScheduler
 
-    return ASHAScheduler(time_attr="training_iteration", max_t=max_t, grace_period=grace_period,
-                         reduction_factor=reduction_factor)
+    return ASHAScheduler(time_attr="training_iteration", max_t=record.max_t, grace_period=record.grace_period,
+                         reduction_factor=record.reduction_factor)
 
 
-def _hyperband(max_t: int, grace_period: int, reduction_factor: float):
+def _hyperband(record):
     from ray.tune.schedulers import HyperBandScheduler
 
-    return HyperBandScheduler(time_attr="training_iteration", max_t=max_t, reduction_factor=reduction_factor)
+    return HyperBandScheduler(time_attr="training_iteration", max_t=record.max_t,
+                              reduction_factor=record.reduction_factor)
 
 
-def _fifo(max_t: int, grace_period: int, reduction_factor: float):
+def _fifo(record):
     from ray.tune.schedulers import FIFOScheduler
 
     return FIFOScheduler()
+
+
+def _pbt(record):
+    from search_spaces.population import pbt
+
+    return pbt(record.search_space, record.perturbation_interval, record.seed)
+
+
+def _pb2(record):
+    from search_spaces.population import pb2
+
+    return pb2(record.search_space, record.perturbation_interval, record.seed)
 
 
 SEARCHERS = {
@@ -66,4 +80,12 @@ SCHEDULERS = {
                            "HyperBand (max {max_t} epochs, reduction {reduction_factor:g})", _hyperband),
     "fifo": Algorithm("no early stopping (FIFO: every trial trains all its epochs)",
                       "every trial in full ({max_t} epochs, no early stopping)", _fifo),
+    "pbt": Algorithm("Population Based Training of the augmentation settings (Ray's PBT, synchronous): the worst "
+                     "quarter copies a trial of the best quarter and perturbs its aug.* settings",
+                     "PBT (population {num_samples}, exploit and explore every {perturbation_interval} epochs of "
+                     "{max_t})", _pbt),
+    "pb2": Algorithm("Population Based Bandits over the augmentation settings (Ray's PB2, synchronous): as PBT, "
+                     "a GP bandit choosing the explored aug.* values",
+                     "PB2 (population {num_samples}, exploit and explore every {perturbation_interval} epochs of "
+                     "{max_t})", _pb2),
 }

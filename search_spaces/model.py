@@ -1,9 +1,8 @@
 """Architecture, encoder and decoder width: small timm encoders that fit the 2M from-scratch budget.
 
-Combinations over ``model.max_params`` are refused by the trial before it trains and reach the
-searcher as failed. TPE leaves failed trials out of its model, so it does not learn to avoid them
-and may suggest one again (a refusal costs seconds, no training); set ``--max-params 0`` to lift
-the budget.
+Combinations over ``model.max_params`` are refused by the trial before it trains (seconds, no
+training) and reach the searcher as infeasible, so TPE learns where the budget ends and proposes
+them less and less (``search_spaces.driver.searcher``); set ``--max-params 0`` to lift the budget.
 """
 
 from search_spaces.base import SearchSpace, choice

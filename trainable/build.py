@@ -19,7 +19,7 @@ from trainable.array_cache import build_array_cache
 from trainable.audit import mirrored_flags
 from trainable.augment import eval_transform, train_transform
 from trainable.classes import CLASSES
-from trainable.config import Config
+from trainable.config import AugConfig, Config
 from trainable.data import FaceParsingDataset, SplitInfo, cache_root, train_and_val
 from trainable.errors import UserError
 from trainable.layout import CHECKPOINT_FILE, replacing
@@ -37,6 +37,7 @@ __all__ = [
     "read_checkpoint",
     "run_epoch",
     "save_checkpoint",
+    "set_augmentation",
     "val_loader",
 ]
 
@@ -52,6 +53,7 @@ class Run:
     train_loader: DataLoader
     val_loader: DataLoader
     train_info: SplitInfo
+    val_info: SplitInfo
     params: int
 
 
@@ -124,7 +126,23 @@ def build_run(cfg: Config) -> Run:
     root = data_root(cfg.data)
     workers = min(cfg.data.num_workers, os.cpu_count() or 1)
     train_info, val_info = train_and_val(root, cfg.data)
-    size = cfg.data.image_size
+    model = build_model(cfg.model, aux_head=cfg.loss.aux_weight > 0).to(device)
+    if device.type == "cuda" and cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion, aux_criterion = build_loss(cfg.loss, train_info.class_pixels)
+    train_loader = _train_loader(cfg, train_info, val_info, workers, device)
+    optimizer = make_optimizer(cfg.optim, model)
+    scheduler = make_scheduler(cfg.optim, optimizer, len(train_loader), cfg.train.epochs)
+    return Run(cfg=cfg, device=device, model=model, criterion=criterion.to(device),
+               aux_criterion=aux_criterion.to(device), optimizer=optimizer, scheduler=scheduler,
+               train_loader=train_loader,
+               val_loader=val_loader(cfg, val_info, train_info.mean, train_info.std, workers, device),
+               train_info=train_info, val_info=val_info, params=count_parameters(model))
+
+
+def _train_loader(cfg: Config, train_info: SplitInfo, val_info: SplitInfo, workers: int,
+                  device: torch.device) -> DataLoader:
+    """The training pairs (``data.train_on``, ``data.mirrored``) through ``cfg.aug``'s pipeline."""
 
     def subset(info: SplitInfo, n: int) -> tuple[list[str], list[str], list[bool]]:
         n = n or len(info)
@@ -137,21 +155,19 @@ def build_run(cfg: Config) -> Run:
     if cfg.data.mirrored == "drop":
         images, masks = [p for p, f in zip(images, flags) if not f], [m for m, f in zip(masks, flags) if not f]
     swap = frozenset(i for i, f in enumerate(flags) if f) if cfg.data.mirrored == "fix" else frozenset()
+    size = cfg.data.image_size
     train_set = _dataset(cfg, images, masks, train_transform(cfg.aug, size, train_info.mean, train_info.std),
                          flip_double=cfg.data.flip_double, swap_labels=swap)
+    return _loader(train_set, cfg.train.batch_size, True, workers, device)
 
-    model = build_model(cfg.model, aux_head=cfg.loss.aux_weight > 0).to(device)
-    if device.type == "cuda" and cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    criterion, aux_criterion = build_loss(cfg.loss, train_info.class_pixels)
-    train_loader = _loader(train_set, cfg.train.batch_size, True, workers, device)
-    optimizer = make_optimizer(cfg.optim, model)
-    scheduler = make_scheduler(cfg.optim, optimizer, len(train_loader), cfg.train.epochs)
-    return Run(cfg=cfg, device=device, model=model, criterion=criterion.to(device),
-               aux_criterion=aux_criterion.to(device), optimizer=optimizer, scheduler=scheduler,
-               train_loader=train_loader,
-               val_loader=val_loader(cfg, val_info, train_info.mean, train_info.std, workers, device),
-               train_info=train_info, params=count_parameters(model))
+
+def set_augmentation(run: Run, aug: AugConfig) -> None:
+    """Train the next epochs of ``run`` with the settings ``aug`` (a replayed schedule): the training
+    pipeline is rebuilt, the data order and seeds stay those of (train.seed, epoch)."""
+    run.cfg = replace(run.cfg, aug=aug)
+    # the old loader's persistent workers end when it is collected
+    run.train_loader = _train_loader(run.cfg, run.train_info, run.val_info,
+                                     min(run.cfg.data.num_workers, os.cpu_count() or 1), run.device)
 
 
 def run_epoch(run: Run, epoch: int) -> dict:

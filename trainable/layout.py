@@ -11,7 +11,9 @@
         params.json  result.json  progress.csv  events.out.tfevents.*   written by Tune's loggers
         error.txt                Ray's record of each failure of the trial
         refused.txt  stopped.txt why a trial ended without training, or before its last epoch
-        checkpoint_NNNNNN/checkpoint.pt
+        schedule.json            its augmentation settings by epoch, with the trials a population
+                                 search copied them from (trainable.schedule)
+        checkpoint_NNNNNN/checkpoint.pt  schedule.json
       orphaned/                  trial folders a killed driver started but never recorded
       analysis/                  python -m analysis: report.md, trials.parquet, tables/, plots/
       retrain/<trial>[-seedK]/   python launch.py retrain: model.pt, model.safetensors, config.json,
@@ -53,6 +55,7 @@ __all__ = [
     "RESULT_FILE",
     "RETRAIN_DIR",
     "RETRAIN_FILES",
+    "SCHEDULE_FILE",
     "SOLUTION_FILES",
     "STOPPED_FILE",
     "SUBMISSION_DIR",
@@ -83,6 +86,7 @@ PROGRESS_FILE = "progress.csv"
 ERROR_FILE = "error.txt"
 REFUSED_FILE = "refused.txt"
 STOPPED_FILE = "stopped.txt"
+SCHEDULE_FILE = "schedule.json"
 CHECKPOINT_GLOB = "checkpoint_*"
 CHECKPOINT_FILE = "checkpoint.pt"
 

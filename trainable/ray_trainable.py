@@ -28,8 +28,9 @@ from ray import tune
 from trainable.build import Run, build_run, load_checkpoint, run_epoch, save_checkpoint
 from trainable.config import Config
 from trainable.errors import UserError
-from trainable.layout import REFUSED_FILE, STOPPED_FILE
+from trainable.layout import REFUSED_FILE, SCHEDULE_FILE, STOPPED_FILE, trial_dir_name
 from trainable.loop import NonFiniteLossError
+from trainable.schedule import continue_schedule, read_schedule, schedule_text, start_schedule
 
 # a checkpoint is written to the storage only while this much stays free after it: room for as many
 # more checkpoints (other trials writing theirs at the same time) and for the search's own records
@@ -47,16 +48,24 @@ def train_segmentation(config: dict) -> None:
         run = build_run(cfg)
     except UserError as e:
         # a configuration the rules refuse (e.g. over the parameter budget): retrying cannot help,
-        # so the trial ends without a result and the searcher records it as failed
+        # so the trial ends without a result and the searcher records it as infeasible
         print(f"trial refused: {e}", file=sys.stderr)
         write_trial_file(REFUSED_FILE, f"{e}\n")
         return
 
-    start = 0
+    start, trial = 0, trial_dir_name(tune.get_context().get_trial_id())
+    schedule = start_schedule(cfg)
     checkpoint = tune.get_checkpoint()
     if checkpoint:
+        # its own (a resume), or another trial's that a population search gave it with new settings
         with checkpoint.as_directory() as directory:
             start = load_checkpoint(run, directory)
+            saved = read_schedule(directory) or {}
+        if start >= cfg.train.epochs:
+            return  # a population search exploits at its last boundary too: nothing is left to train
+        schedule = continue_schedule(saved.get("schedule"), saved.get("trial"), trial, start, cfg)
+    record = schedule_text(trial, cfg, schedule)
+    write_trial_file(SCHEDULE_FILE, record)
 
     node = ray.get_runtime_context().get_node_id()
     threads = torch.get_num_threads()
@@ -70,6 +79,7 @@ def train_segmentation(config: dict) -> None:
         metrics["threads"] = threads  # what a retrain needs to repeat the trial's figures on the CPU
         with tempfile.TemporaryDirectory() as directory:
             _save_checkpoint(run, epoch + 1, directory, metrics)
+            (Path(directory) / SCHEDULE_FILE).write_text(record)  # what a trial exploiting this one inherits
             _check_storage_room(directory, epoch + 1)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from trainable.build import build_run, run_epoch
+from trainable.build import build_run, run_epoch, set_augmentation
 from trainable.challenges import Challenge, get_challenge
 from trainable.config import Config, flatten, merge_flags
 from trainable.errors import UserError
@@ -35,6 +35,7 @@ from trainable.layout import MODEL_FILE, RETRAIN_FILES, replacing
 from trainable.loop import evaluate
 from trainable.models import build_model, count_parameters
 from trainable.predict import check_rules, prediction_images
+from trainable.schedule import aug_at, stretch
 
 __all__ = ["RetrainJob", "check_submission", "format_results", "machine_info", "plan_retrain", "retrain"]
 
@@ -51,19 +52,25 @@ class RetrainJob:
     out: Path
     threads: int  # torch's CPU threads: the trial's own, so that its figures repeat
     search_score: float
+    schedule: tuple[dict, ...] = ()  # a population trial's augmentation schedule, stretched to cfg's epochs
+    schedule_note: str = ""  # how the schedule was replayed, for the summary
 
     def describe(self, metric_name: str) -> str:
         return (f"retraining {self.trial} (search {metric_name} {self.search_score:.4g}) with seed "
                 f"{self.cfg.train.seed} for {self.cfg.train.epochs} epochs on {self.cfg.data.train_on}, "
-                f"{self.threads} CPU threads as in the trial -> {self.out}")
+                f"{self.threads} CPU threads as in the trial{'; ' + self.schedule_note if self.schedule_note else ''}"
+                f" -> {self.out}")
 
 
 def plan_retrain(trials: list[tuple[str, dict, int, float]], out_root: Path, *, epochs: int | None = None,
                  seeds: int = 1, seed: int | None = None, train_on: str | None = None, data: str | None = None,
-                 overrides: dict[str, Any] | None = None) -> list[RetrainJob]:
+                 overrides: dict[str, Any] | None = None,
+                 schedules: dict[str, list[dict]] | None = None) -> list[RetrainJob]:
     """One job per (trial, seed) for ``trials`` given as (name, config, threads, search score): the
     trial's config with the flags and ``--set`` applied, seeds counting up from ``seed`` (default:
-    the trial's); refused before any training if an output folder exists."""
+    the trial's); refused before any training if an output folder exists. ``schedules``: a
+    population search's augmentation schedule per trial, replayed stretched to the retrain's epochs
+    (the config holds the trial's final settings, what ``retrain --fixed`` trains with)."""
     data = data and str(Path(data).expanduser().resolve())
     jobs = []
     for name, params, threads, score in trials:
@@ -76,7 +83,14 @@ def plan_retrain(trials: list[tuple[str, dict, int, float]], out_root: Path, *, 
             out = Path(out_root).expanduser() / (name + (f"-seed{cfg.train.seed}" if seeds > 1 else ""))
             if out.exists():
                 raise UserError(f"{out}: already exists; choose another --out or remove it")
-            jobs.append(RetrainJob(name, cfg, out, threads, score))
+            schedule, note = (), ""
+            if schedules is not None:
+                trial_epochs = int(flatten(params)["train.epochs"])
+                schedule = tuple(stretch(schedules[name], trial_epochs, cfg.train.epochs))
+                note = (f"the trial's augmentation schedule ({len(schedules[name])} segments over {trial_epochs} "
+                        f"epochs) replayed over {cfg.train.epochs} epochs, changes at epochs "
+                        f"{', '.join(str(s['epoch'] + 1) for s in schedule[1:]) or 'none'}")
+            jobs.append(RetrainJob(name, cfg, out, threads, score, schedule, note))
     return jobs
 
 
@@ -133,17 +147,23 @@ def _plot_curves(curves: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def retrain(cfg: Config, out: Path, threads: int | None = None, log=print) -> dict:
+def retrain(cfg: Config, out: Path, threads: int | None = None, log=print, schedule: tuple[dict, ...] = (),
+            schedule_note: str = "") -> dict:
     """Train ``cfg`` for ``cfg.train.epochs`` and write everything into ``out`` (created, must not
-    exist); ``threads``: torch's CPU threads meanwhile (default: as they are)."""
+    exist); ``threads``: torch's CPU threads meanwhile (default: as they are); ``schedule``: the
+    augmentation settings by epoch (``trainable.schedule``) instead of ``cfg.aug`` throughout."""
     out = Path(out)
     tta_scales, tta_flip = cfg.train.tta_scales, cfg.train.tta_flip
     # per-epoch validation is plain inference; the configured TTA is measured once at the end
     plain = replace(cfg, train=replace(cfg.train, tta_scales=(1.0,), tta_flip=False))
     with _threads(threads):
-        run = build_run(plain)
+        run = build_run(replace(plain, aug=aug_at(list(schedule), 0)) if schedule else plain)
+        changes = {s["epoch"] for s in schedule} - {0}
         rows = []
         for epoch in range(cfg.train.epochs):
+            if epoch in changes:
+                set_augmentation(run, aug_at(list(schedule), epoch))
+                log(f"  epoch {epoch + 1:>3}: augmentation settings of the schedule's next segment")
             m = run_epoch(run, epoch)
             rows.append({k: m[k] for k in ("epoch", "train_loss", "val_miou", "val_fscore", "val_acc", "val_loss",
                                            "lr")})
@@ -165,7 +185,8 @@ def retrain(cfg: Config, out: Path, threads: int | None = None, log=print) -> di
         "seed": cfg.train.seed,
         "threads": torch.get_num_threads() if threads is None else threads,
         "train_on": cfg.data.train_on,
-        "notes": notes,
+        "schedule": list(schedule) or None,  # the replayed augmentation schedule; None: cfg.aug throughout
+        "notes": notes + ([schedule_note] if schedule_note else []),
     }
     # built in a temporary folder and renamed: an interrupted retrain leaves no half-written output
     with replacing(out) as tmp:

@@ -29,6 +29,7 @@ from typing import Any
 
 from search_spaces import SearchSpace, get_space
 from search_spaces.algorithms import SCHEDULERS, SEARCHERS
+from search_spaces.population import POPULATION_SCHEDULERS, KeepInRange, explored
 from trainable.challenges import get_challenge
 from trainable.config import Config, flatten, merge_flags
 from trainable.errors import UserError
@@ -116,6 +117,7 @@ class ExperimentRecord:
     challenge: str = ""  # the challenge edition whose rules the search follows (trainable.challenges)
     searcher: str = "tpe"  # what samples configurations (algorithms.SEARCHERS)
     scheduler: str = "asha"  # what stops trials early (algorithms.SCHEDULERS)
+    perturbation_interval: int = 0  # PBT, PB2: epochs between exploits (0: not a population search)
     created: str = ""
     command: str = ""
     # the version of the file this record was read from (not written: a record is always written as
@@ -139,7 +141,8 @@ class ExperimentRecord:
     def strategy(self) -> str:
         """The scheduler and the searcher with their settings, e.g. "ASHA (...) + Optuna TPE (seed 0)"."""
         values = {"max_t": self.max_t, "grace_period": self.grace_period, "reduction_factor": self.reduction_factor,
-                  "seed": self.seed}
+                  "seed": self.seed, "num_samples": self.num_samples,
+                  "perturbation_interval": self.perturbation_interval}
         return f"{SCHEDULERS[self.scheduler].describe(**values)} + {SEARCHERS[self.searcher].describe(**values)}"
 
     @property
@@ -189,6 +192,11 @@ class ExperimentRecord:
             raise UserError(f"--searcher {self.searcher}: valid searchers are {', '.join(SEARCHERS)}")
         if self.scheduler not in SCHEDULERS:
             raise UserError(f"--scheduler {self.scheduler}: valid schedulers are {', '.join(SCHEDULERS)}")
+        if self.population:
+            self._check_population()
+        elif self.perturbation_interval:
+            raise UserError(f"--perturbation-interval {self.perturbation_interval}: only a population search "
+                            f"exploits; add --scheduler {' or '.join(POPULATION_SCHEDULERS)}, or drop it")
         if self.metric not in METRICS:
             raise UserError(f"--metric {self.metric}: valid metrics are {', '.join(METRICS)}")
         if self.mode not in ("max", "min"):
@@ -202,6 +210,38 @@ class ExperimentRecord:
         if self.seeds != 1 and not self.ablation:
             raise UserError(f"--seeds {self.seeds}: repeats each configuration of an --ablation; add --ablation, "
                             f"or give a sampled search another --seed")
+
+    @property
+    def population(self) -> bool:
+        """A population search (PBT, PB2): trials exploit and explore instead of being stopped."""
+        return self.scheduler in POPULATION_SCHEDULERS
+
+    @property
+    def has_study(self) -> bool:
+        """Whether an Optuna study samples the trials (its journal in the experiment): not for an ablation
+        (planned configurations) nor a population (Tune's generator draws it)."""
+        return not (self.ablation or self.population)
+
+    def _check_population(self) -> None:
+        flag = f"--scheduler {self.scheduler}"
+        if self.ablation:
+            raise UserError(f"{flag}: an --ablation runs its planned configurations in full; drop one of the two")
+        if self.searcher != "random":
+            raise UserError(f"--searcher {self.searcher}: {flag} draws its first population at random (Ray takes "
+                            f"no search algorithm beside a population scheduler); drop --searcher")
+        if self.num_samples < 2:
+            raise UserError(f"--num-samples {self.num_samples}: a population of {self.num_samples} has no better "
+                            f"trial to copy; use at least 2 (4 to 8 is typical)")
+        keys = explored(self.search_space)
+        if not keys or (self.scheduler == "pb2" and not KeepInRange.of(self.search_space).bounds):
+            kind = "continuous augmentation keys (aug.*) for PB2's bandit" if keys else "augmentation keys (aug.*)"
+            raise UserError(f"--space {self.space}: {flag} has nothing to change during training (it explores "
+                            f"{kind}; this space searches {', '.join(self.searched)}); use --space augmentation, "
+                            f"or --scheduler asha")
+        if not 1 <= self.perturbation_interval < self.max_t:
+            raise UserError(f"--perturbation-interval {self.perturbation_interval}: not shorter than the "
+                            f"{self.max_t} epochs of training (train.epochs), so no trial would ever exploit; "
+                            f"choose 1..{self.max_t - 1}")
 
     # ---- on disk ----
     def to_dict(self) -> dict:
@@ -312,7 +352,7 @@ def new_record(space: str, *, name: str | None = None, gpus: int | None = None,
                grace_period: int | None = None, reduction_factor: float | None = None,
                cpus_per_trial: float | None = None, gpus_per_trial: float | None = None, max_concurrent: int = 0,
                ablation: bool = False, seeds: int = 1, metric: str | None = None, challenge: str | None = None,
-               searcher: str = "tpe", scheduler: str = "asha",
+               searcher: str | None = None, scheduler: str = "asha", perturbation_interval: int | None = None,
                command: str = "") -> ExperimentRecord:
     """The record of a new search from its flags; ``gpus`` is how many GPUs the hardware defaults are
     for (0: the CPU defaults; default: the GPUs visible here, unless ``gpus_per_trial`` is 0)."""
@@ -339,14 +379,17 @@ def new_record(space: str, *, name: str | None = None, gpus: int | None = None,
         raise UserError(f"--grace-period {grace_period}: more than --max-epochs {max_epochs}; ASHA could never stop "
                         f"a trial early: choose at most {max_epochs}")
     name = name or f"{space}{'-ablation' if ablation else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+    population = scheduler in POPULATION_SCHEDULERS
+    if population and perturbation_interval is None:  # a few exploits over the training of a trial
+        perturbation_interval = max(1, config.train.epochs // 4)
     return ExperimentRecord(
         name=name, space=space, config=config,
         num_samples=hw.num_samples if num_samples is None else num_samples, grace_period=grace_period,
         reduction_factor=float(hw.reduction_factor if reduction_factor is None else reduction_factor),
         cpus_per_trial=float(cpus_per_trial), gpus_per_trial=float(gpus_per_trial), max_concurrent=max_concurrent,
         ablation=ablation, seeds=seeds, metric=metric or (rules.metric if rules else "val_miou"),
-        challenge=challenge or "", searcher=searcher, scheduler=scheduler, created=time.strftime("%Y-%m-%d %H:%M:%S"),
-        command=command)
+        challenge=challenge or "", searcher=searcher or ("random" if population else "tpe"), scheduler=scheduler,
+        perturbation_interval=perturbation_interval or 0, created=time.strftime("%Y-%m-%d %H:%M:%S"), command=command)
 
 
 def _visible_gpus() -> int:

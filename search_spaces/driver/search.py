@@ -210,7 +210,7 @@ def settle(results, exp_dir: Path, record: ExperimentRecord) -> None:
             d.rename(exp_dir / ORPHANED_DIR / d.name)
             print(f"note: {d.name} was started before the driver stopped but never recorded; moved to "
                   f"{ORPHANED_DIR}/")
-    if not record.ablation:
+    if record.has_study:
         import optuna
 
         study = optuna.load_study(study_name=record.name, storage=journal_storage(exp_dir / JOURNAL_FILE))

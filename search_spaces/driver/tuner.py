@@ -12,6 +12,7 @@ from pathlib import Path
 from ray.tune import CLIReporter
 
 from search_spaces.algorithms import SCHEDULERS
+from search_spaces.base import nest
 from search_spaces.driver.record import ExperimentRecord
 from search_spaces.driver.results import ProgressRecord, ResultRecord
 from search_spaces.driver.searcher import make_searcher, skip_finished_trials
@@ -62,14 +63,14 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
 
     space, base = record.search_space, record.config
     # the files Ray saves the search algorithm's state in, published with the experiment state (storage.py)
-    snapshot = ((BasicVariantGenerator.CKPT_FILE_TMPL,) if record.ablation
+    snapshot = ((BasicVariantGenerator.CKPT_FILE_TMPL,) if not record.has_study
                 else (SearchGenerator.CKPT_FILE_TMPL, Searcher.CKPT_FILE_TMPL))
     journal = exp_dir / JOURNAL_FILE
     fn = trainable_fn or train_segmentation
     # a trial may end without a report (refused by the rules, or already ended in the study when a
     # search resumes); Tune's strict check for the metric would fail the whole run on it
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
-    if not record.ablation:
+    if record.has_study:
         fn = skip_finished_trials(fn, journal, record.name)
     trainable = tune.with_resources(fn, {"cpu": record.cpus_per_trial, "gpu": record.gpus_per_trial})
     if restore:
@@ -82,11 +83,18 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
         search_alg = BasicVariantGenerator(points_to_evaluate=points)
         scheduler, num_samples = FIFOScheduler(), len(points)
         param_space = base.to_dict()
+    elif record.population:
+        # Ray allows no search algorithm beside PBT: its generator draws the first population, seeded,
+        # the baseline one of them
+        baseline = nest({k.replace("/", "."): v for k, v in space.baseline_point(base).items()})
+        search_alg = BasicVariantGenerator(points_to_evaluate=[baseline], random_state=record.seed)
+        scheduler, num_samples = SCHEDULERS[record.scheduler].build(record), record.num_samples
+        param_space = space.param_space(base)
     else:
         search_alg = make_searcher(journal, record.name, record.seed, [space.baseline_point(base)],
                                    max_t=record.max_t, n_startup_trials=max(3, record.num_samples // 3),
                                    metric=record.metric, mode=record.mode, sampler=record.searcher)
-        scheduler = SCHEDULERS[record.scheduler].build(record.max_t, record.grace_period, record.reduction_factor)
+        scheduler = SCHEDULERS[record.scheduler].build(record)
         num_samples = record.num_samples
         param_space = space.param_space(base)
     return tune.Tuner(
@@ -101,8 +109,11 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
             name=exp_dir.name, storage_path=str(exp_dir.parent),
             # files replaced whole, snapshots published whole: a kill truncates or tears none
             storage_filesystem=storage_filesystem(exp_dir, snapshot),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=record.metric,
-                                                    checkpoint_score_order=record.mode),
+            # a population keeps every checkpoint: a trial exploits another's checkpoint of the boundary,
+            # which the best-two rule could delete while the exploiting trial waits for a CPU
+            checkpoint_config=(tune.CheckpointConfig() if record.population else
+                               tune.CheckpointConfig(num_to_keep=2, checkpoint_score_attribute=record.metric,
+                                                     checkpoint_score_order=record.mode)),
             failure_config=tune.FailureConfig(max_failures=2),
             # the loggers the project reads (progress.csv: results' metrics_dataframe; result.json: the
             # analysis), written straight to storage and rewound at a restart (see results.py); Tune
