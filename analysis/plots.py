@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # files only: no display on clusters and CI
 import matplotlib.pyplot as plt
 import pandas as pd
 
-__all__ = ["plot_importances", "plot_learning_curves", "plot_per_class", "plot_score_vs_params"]
+__all__ = ["plot_importances", "plot_learning_curves", "plot_per_class", "plot_schedules", "plot_score_vs_params"]
 
 STATUS_COLOURS = {"completed": "tab:blue", "stopped": "tab:orange", "errored": "tab:red", "running": "tab:green",
                   "diverged": "tab:purple"}
@@ -80,4 +80,35 @@ def plot_score_vs_params(summary: pd.DataFrame, trials: pd.DataFrame, searched: 
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(searched):]:
         ax.axis("off")
+    return _save(fig, path)
+
+
+def plot_schedules(schedules: dict[str, list[dict]], best: str, keys: list[str], epochs: int, path: Path) -> Path:
+    """One panel per searched ``aug.*`` key: its value against epoch in every trial's schedule (grey),
+    the best trial's lineage in colour, a marker where it took over another trial's weights."""
+    cols = min(3, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+
+    def steps(schedule: list[dict], name: str) -> tuple[list[int], list[float]]:
+        ordered = sorted(schedule, key=lambda s: s["epoch"])
+        xs = [s["epoch"] for s in ordered] + [epochs]
+        ys = [float(s["aug"][name]) for s in ordered]
+        return xs, [*ys, ys[-1]]
+
+    for ax, key in zip(axes.flat, keys):
+        name = key.split(".", 1)[1]
+        for trial, schedule in schedules.items():
+            if trial != best:
+                ax.step(*steps(schedule, name), where="post", color="tab:gray", alpha=0.5, lw=1)
+        xs, ys = steps(schedules[best], name)
+        ax.step(xs, ys, where="post", color="tab:blue", lw=2.5, label=f"{best} (best)")
+        exploits = [s for s in schedules[best] if s["from"]]
+        ax.plot([s["epoch"] for s in exploits], [float(s["aug"][name]) for s in exploits], "o", color="tab:red",
+                ms=5, label="exploit (weights copied)" if exploits else None)
+        ax.set(xlabel="epoch", title=key, xlim=(0, epochs))
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(keys):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
     return _save(fig, path)

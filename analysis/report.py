@@ -15,9 +15,11 @@ from analysis.tables import (
     factor_tables,
     importance_table,
     per_class_table,
+    schedule_table,
 )
 from search_spaces.algorithms import SCHEDULERS, SEARCHERS
 from search_spaces.driver.record import METRICS
+from trainable.layout import SCHEDULE_FILE
 
 __all__ = ["FORMATS", "PLOTS_DIR", "REPORT_FILE", "TABLES_DIR", "TRIALS_FILE", "to_latex", "to_markdown",
            "write_report"]
@@ -90,8 +92,10 @@ def _describe(exp: Experiment) -> list[str]:
         search = (f"one-factor-at-a-time ablation from the baseline, {r.seeds} seed(s) per configuration, "
                   f"every configuration trained for {r.max_t} epochs (no early stopping)")
     else:
+        coupling = ("its first population drawn by Tune's generator (no Optuna study)" if r.population else
+                    "trials the scheduler stopped are recorded in Optuna as PRUNED")
         search = (f"{r.strategy}, the baseline evaluated first: {SCHEDULERS[r.scheduler].about}, "
-                  f"{SEARCHERS[r.searcher].about}; trials the scheduler stopped are recorded in Optuna as PRUNED")
+                  f"{SEARCHERS[r.searcher].about}; {coupling}")
     base = r.config
     data = "built-in synthetic face-parsing set" if r.synthetic else base.data.root
     weights = "scratch" if base.model.pretrained == "none" else base.model.pretrained
@@ -145,6 +149,9 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
             md.append(_write_table(table, out, f"factor_{key}", f"{name} by {key}", formats))
         md += _importances(exp, out, formats)
 
+    if r.population:
+        md += _schedules(exp, summary, out, formats)
+
     per_class = per_class_table(summary, exp.epochs)
     if not per_class.empty:
         md += ["## Per-class IoU", "", "IoU (%) of each class for the best trials and the baseline, at their "
@@ -163,6 +170,26 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
     report = out / REPORT_FILE
     report.write_text("\n".join(md))
     return report
+
+
+def _schedules(exp: Experiment, summary: pd.DataFrame, out: Path, formats: tuple[str, ...]) -> list[str]:
+    """A population search's augmentation schedules: every trial's, plotted, and the best trial's, as a table."""
+    from analysis.rank import select
+    from search_spaces.population import explored
+
+    keys = list(explored(exp.record.search_space))
+    best = select(summary).iloc[0]["trial"]
+    schedules = {t: exp.schedule(t) for t in summary["trial"] if (exp.path / t / SCHEDULE_FILE).is_file()}
+    plots.plot_schedules(schedules, best, keys, exp.record.max_t, out / PLOTS_DIR / "schedules.png")
+    table = schedule_table(schedules[best], keys, exp.record.max_t)
+    exploits = {(seg.get("trial"), seg["epoch"]) for sch in schedules.values() for seg in sch if seg["from"]}
+    return ["## Augmentation schedules", "", f"What each trial's weights trained with, epoch by epoch: at every "
+            f"exploit a trial took over the weights and settings of a better one and explored new values "
+            f"({len(exploits)} exploits in the trials' final lineages). The best trial, {best}, trained with this "
+            f"schedule (*weights from*: the trial whose weights *trained by* continued at that epoch); "
+            f"`python launch.py retrain {exp.path}` replays it, `--fixed` trains its last settings throughout.", "",
+            _write_table(table, out, "schedule", f"Augmentation schedule of {best}", formats), "",
+            "![augmentation schedules](plots/schedules.png)", ""]
 
 
 def _importances(exp: Experiment, out: Path, formats: tuple[str, ...]) -> list[str]:

@@ -19,6 +19,7 @@ __all__ = [
     "factor_tables",
     "importance_table",
     "per_class_table",
+    "schedule_table",
     "trial_summary",
 ]
 
@@ -146,3 +147,19 @@ def importance_table(study, min_trials: int = 2) -> tuple[pd.DataFrame, str]:
                           "importance": list(importances.values())})
     return table, (f"PED-ANOVA (Optuna's PedAnovaImportanceEvaluator) over the {len(complete)} trials that "
                    f"completed all epochs; importances sum to 1")
+
+
+def schedule_table(schedule: list[dict], keys: list[str], epochs: int) -> pd.DataFrame:
+    """A population trial's augmentation schedule: one row per segment, its epochs (1-based), the
+    trial that trained them, the trial whose weights it took over there, and each searched ``aug.*``
+    key's value."""
+    rows = []
+    ordered = sorted(schedule, key=lambda s: s["epoch"])
+    for i, seg in enumerate(ordered):
+        last = ordered[i + 1]["epoch"] if i + 1 < len(ordered) else epochs
+        first = seg["epoch"] + 1
+        row = {"epochs": f"{first}-{last}" if last > first else str(first), "trained by": seg.get("trial", ""),
+               "weights from": seg["from"] or "(initialised)"}
+        row.update({k: seg["aug"][k.split(".", 1)[1]] for k in keys})
+        rows.append(row)
+    return pd.DataFrame(rows)

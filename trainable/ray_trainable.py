@@ -54,7 +54,7 @@ def train_segmentation(config: dict) -> None:
         return
 
     start, trial = 0, trial_dir_name(tune.get_context().get_trial_id())
-    schedule = start_schedule(cfg)
+    schedule = start_schedule(cfg, trial)
     checkpoint = tune.get_checkpoint()
     if checkpoint:
         # its own (a resume), or another trial's that a population search gave it with new settings

@@ -1,7 +1,8 @@
 """A trial's augmentation schedule: which ``aug`` settings trained its weights from which epoch on.
 
-A schedule is a list of segments ``{"epoch": E, "aug": {...}, "from": TRIAL or None}``: from epoch
-E (0-based; the first epoch trained with them) the settings ``aug`` hold, until the next segment.
+A schedule is a list of segments ``{"epoch": E, "aug": {...}, "trial": T, "from": DONOR or None}``:
+from epoch E (0-based; the first epoch trained with them) trial T trained with the settings ``aug``,
+until the next segment; ``from`` names the trial whose weights T took over at E (an exploit).
 A trial starts with one segment, its own settings at epoch 0. A population search (PBT, PB2)
 restarts a trial from another trial's checkpoint with new settings: the trial then inherits that
 trial's schedule up to the checkpoint's epoch and adds a segment naming the trial it came from.
@@ -21,9 +22,9 @@ from trainable.layout import SCHEDULE_FILE
 __all__ = ["aug_at", "continue_schedule", "read_schedule", "schedule_text", "start_schedule", "stretch"]
 
 
-def start_schedule(cfg: Config) -> list[dict]:
-    """The schedule of a trial that starts from scratch: its own settings from epoch 0."""
-    return [{"epoch": 0, "aug": asdict(cfg.aug), "from": None}]
+def start_schedule(cfg: Config, trial: str) -> list[dict]:
+    """The schedule of ``trial`` starting from scratch: its own settings from epoch 0."""
+    return [{"epoch": 0, "aug": asdict(cfg.aug), "trial": trial, "from": None}]
 
 
 def continue_schedule(saved: list[dict] | None, saved_by: str | None, trial: str, epoch: int,
@@ -32,11 +33,11 @@ def continue_schedule(saved: list[dict] | None, saved_by: str | None, trial: str
     wrote with schedule ``saved``: its own, resumed as it was; another trial's (an exploit), that
     schedule with ``cfg``'s settings from ``epoch`` on."""
     if not saved:  # a checkpoint of a version that kept no schedule
-        saved = [{"epoch": 0, "aug": asdict(cfg.aug), "from": None}]
+        saved = start_schedule(cfg, saved_by or trial)
     if saved_by == trial:
         return [dict(s) for s in saved]
     kept = [dict(s) for s in saved if s["epoch"] < epoch]
-    return [*kept, {"epoch": epoch, "aug": asdict(cfg.aug), "from": saved_by}]
+    return [*kept, {"epoch": epoch, "aug": asdict(cfg.aug), "trial": trial, "from": saved_by}]
 
 
 def aug_at(schedule: list[dict], epoch: int) -> AugConfig:
