@@ -84,12 +84,14 @@ class Experiment:
         return record["schedule"]
 
     def params(self, trial: str) -> dict:
-        """The config trial ``trial`` trained (Tune's ``params.json`` in its folder)."""
-        path = self.path / trial / PARAMS_FILE
+        """The config trial ``trial`` trained (``trained_config``)."""
         try:
-            return json.loads(path.read_text())
+            config = trained_config(self.path / trial)
         except (OSError, ValueError) as e:
-            raise UserError(f"{path}: the trial's config is unreadable ({e})") from None
+            raise UserError(f"{self.path / trial}: the trial's config is unreadable ({e})") from None
+        if not config:
+            raise UserError(f"{self.path / trial / PARAMS_FILE}: missing; the trial's config is unknown")
+        return config
 
     def checkpoint(self, trial: str | None = None) -> Path:
         """The last checkpoint of ``trial`` (default: the best trial), the epoch it is ranked at."""
@@ -175,6 +177,21 @@ def _read_rows(path: Path) -> list[dict]:
     return rows
 
 
+def trained_config(folder: Path, rows: list[dict] | None = None) -> dict:
+    """The config a trial's weights last trained with: its ``schedule.json``'s (Tune's ``params.json``
+    takes a population search's new settings even when the exploit came at the last boundary and
+    never trained), else ``params.json``, else its first result's."""
+    from trainable.schedule import read_schedule
+
+    schedule = read_schedule(folder)
+    if schedule is not None:
+        return schedule["config"]
+    params = folder / PARAMS_FILE
+    if params.is_file():
+        return json.loads(params.read_text())
+    return rows[0]["config"] if rows else {}
+
+
 def load_experiment(path: str | Path) -> Experiment:
     """Load ``path``; a missing folder or one not written by launch.py gets a one-line error."""
     path = Path(path).expanduser()
@@ -185,8 +202,7 @@ def load_experiment(path: str | Path) -> Experiment:
     trial_rows, epoch_rows = [], []
     for folder in trial_dirs(path):
         rows = _read_rows(folder / RESULT_FILE)
-        params = folder / PARAMS_FILE
-        config = json.loads(params.read_text()) if params.is_file() else (rows[0]["config"] if rows else {})
+        config = trained_config(folder, rows)
         trial_rows.append({
             "trial": folder.name,
             "status": trial_status(rows, max_epochs, folder),
