@@ -17,6 +17,8 @@ Strategies, each searching ``tune.choice`` over the grid levels (so every sample
 - ``asha+random``: ASHA + random sampling;
 - ``random full``: random sampling, every trial trained to the last epoch;
 - ``asha+tpe multivariate``: the PRUNED coupling with Optuna 5's default (multivariate) TPE;
+- ``asha+tpe refused-as-fail``: the PRUNED coupling as it was before refused configurations became
+  infeasible (told FAIL), for the ``budget6`` benchmark, whose refused half stands for a parameter budget;
 - ``hyperband+bohb``: Ray's ``TuneBOHB`` with ``HyperBandForBOHB`` (needs ``hpbandster`` and ``ConfigSpace``).
 
 Target: the median, over random searches of ``--reference-trials`` fully trained trials, of the
@@ -24,6 +26,9 @@ best val mIoU found (a trial scores its best epoch, as the project reports trial
 exactly from the table. A search's cost is the number of trial-epochs reported until some trial
 reports a val mIoU at or above the target; each search runs one trial at a time, so the count is
 exact and does not depend on timing. Every search is seeded (TPE sampler, random generator).
+
+The table lives in ``bench/curve_table.py``, the benchmarks as searches (Hartmann, the stopper that
+counts, one search, many side by side) in ``bench/searches.py``; this script runs and reports them.
 """
 
 from __future__ import annotations
@@ -163,8 +168,9 @@ def published(args: argparse.Namespace) -> int:
           f"{args.budget_epochs} trial-epochs per search, one trial at a time; seeds 0..{args.seeds - 1}", flush=True)
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="search-efficiency-") as tmp:
-        # room for refused trials, which cost no trial-epochs: the budget of trial-epochs ends every search
-        jobs = [(s, seed, b, None, 4 * args.budget_epochs, args.budget_epochs, n_startup, tmp)
+        # at most as many trials as trial-epochs: a refused trial costs no epoch but takes a trial, as it takes
+        # one of the product's --num-samples
+        jobs = [(s, seed, b, None, args.budget_epochs, args.budget_epochs, n_startup, tmp)
                 for b in benchmarks for seed in range(args.seeds) for s in strategies]
         runs = run_searches(jobs, args.drivers, "", args.verbose)
     if args.save:

@@ -269,8 +269,8 @@ CASES = [
                                                  "model.pretrained=imagenet"),
          ("model.pretrained=imagenet: the ce7454-2025 rules allow no pretrained weights",)),
     Case("unknown-searcher", (*SEARCH, "--searcher", "bohb"), ("--searcher bohb: valid searchers are tpe, random",)),
-    Case("unknown-scheduler", (*SEARCH, "--scheduler", "pbt"),
-         ("--scheduler pbt: valid schedulers are asha, hyperband, fifo",)),
+    Case("unknown-scheduler", (*SEARCH, "--scheduler", "median"),
+         ("--scheduler median: valid schedulers are asha, hyperband, fifo, pbt, pb2",)),
     Case("unknown-metric", (*SEARCH, "--metric", "dice"), ("--metric dice: valid metrics are val_miou, val_fscore",)),
     Case("seeds-without-ablation", (*SEARCH, "--seeds", "3"), ("--seeds 3: repeats each configuration of an "
                                                                  "--ablation",)),
