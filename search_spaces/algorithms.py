@@ -60,13 +60,13 @@ def _fifo(record):
 def _pbt(record):
     from search_spaces.population import pbt
 
-    return pbt(record.search_space, record.perturbation_interval, record.seed)
+    return pbt(record.search_space, record.perturbation_interval, record.seed, record.max_t)
 
 
 def _pb2(record):
     from search_spaces.population import pb2
 
-    return pb2(record.search_space, record.perturbation_interval, record.seed)
+    return pb2(record.search_space, record.perturbation_interval, record.seed, record.max_t)
 
 
 SEARCHERS = {

@@ -266,7 +266,9 @@ def load_study_trials(journal: Path) -> list:
     return optuna.load_study(study_name="s", storage=journal_storage(journal)).trials
 
 
-@pytest.mark.parametrize("searcher, scheduler", [("random", "hyperband"), ("tpe", "fifo")])
+# TPE is the default searcher, which the end-to-end search runs: the FIFO case is slow
+@pytest.mark.parametrize("searcher, scheduler", [("random", "hyperband"),
+                                                 pytest.param("tpe", "fifo", marks=pytest.mark.slow)])
 def test_each_searcher_and_scheduler_runs_a_real_search(tiny_master, tmp_path, searcher, scheduler):
     name = f"{searcher}-{scheduler}"
     proc = launch("search", "--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path),

@@ -1,13 +1,16 @@
 """Population Based Augmentation: explored values stay in range, schedules are inherited and
-stretched, bad settings are one-line errors, and a real tiny PBT search exploits, records its
-schedules, is analysed and is retrained by replaying them."""
+stretched, bad settings are one-line errors, and a real tiny PBT search, interrupted and resumed,
+exploits, records its schedules, is analysed and is retrained by replaying them."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from ray.tune.schedulers.pbt import _explore
@@ -17,7 +20,7 @@ from analysis.load import load_experiment
 from search_spaces import get_space
 from search_spaces.driver import new_record
 from search_spaces.population import RESAMPLE, KeepInRange, _mutations, explored
-from tests.test_launch import ROOT, TINY, launch
+from tests.test_launch import ROOT, TINY, launch, trial_results
 from trainable.config import Config
 from trainable.errors import UserError
 from trainable.schedule import aug_at, continue_schedule, start_schedule, stretch
@@ -114,13 +117,31 @@ EPOCHS = 3
 
 @pytest.fixture(scope="module")
 def pbt_search(tiny_master, tmp_path_factory):
+    """A tiny PBT search, interrupted with Ctrl-C once its trials stand at different epochs (one past
+    the first boundary, one not) and resumed: (experiment, the resumed driver's output, the trials'
+    result rows at the interruption)."""
     storage = tmp_path_factory.mktemp("pbt")
+    exp = storage / "pbt"
+    # one trial at a time: the second is a whole epoch away from its report when the first one's arrives
     proc = launch("search", "--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(storage),
                   "--name", "pbt", "--num-samples", "2", "--set", f"train.epochs={EPOCHS}", "--scheduler", "pbt",
-                  "--perturbation-interval", "1", *TINY)
-    out = proc.communicate(timeout=900)[0]
-    assert proc.returncode == 0, out[-3000:]
-    return storage / "pbt", out
+                  "--perturbation-interval", "1", "--max-concurrent", "1", *TINY, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and sum(map(len, _rows(exp).values())) < 3:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 128 + signal.SIGINT, out[-3000:]
+    interrupted = _rows(exp)
+    resumed = launch("resume", str(exp))
+    out = resumed.communicate(timeout=600)[0]
+    assert resumed.returncode == 0, out[-3000:]
+    return exp, out, interrupted
+
+
+def _rows(exp) -> dict[str, list[str]]:
+    return {d.name: (d / "result.json").read_text().splitlines() for d in exp.glob("trial_*")
+            if (d / "result.json").is_file()}
 
 
 def _schedules(exp) -> dict[str, dict]:
@@ -128,19 +149,24 @@ def _schedules(exp) -> dict[str, dict]:
 
 
 def test_a_tiny_pbt_search_exploits_and_keeps_every_schedule(pbt_search):
-    exp, out = pbt_search
+    exp, out, _ = pbt_search
     record = json.loads((exp / "experiment.json").read_text())
     assert (record["scheduler"], record["searcher"], record["perturbation_interval"]) == ("pbt", "random", 1)
     assert f"PBT (population 2, exploit and explore every 1 epochs of {EPOCHS})" in out
+    _check_schedules(exp, population=2, epochs=EPOCHS)
+
+
+def _check_schedules(exp, population: int, epochs: int) -> None:
+    """Every trial's schedule on disk: at least one exploit, each segment inside the ranges and
+    naming a trial that exists, the last one what the trial's weights trained with last."""
     schedules = _schedules(exp)
-    assert len(schedules) == 2
+    assert len(schedules) == population
     exploits = [seg for s in schedules.values() for seg in s["schedule"] if seg["from"]]
     assert exploits, "no trial exploited"
     for name, s in schedules.items():
         segments = s["schedule"]
-        assert segments[0]["epoch"] == 0 and all(0 < seg["epoch"] < EPOCHS for seg in segments[1:])
-        # what its weights last trained with, as the analysis and retrain read it (Tune's params.json takes the
-        # settings of an exploit at the last boundary too, which never trains)
+        assert segments[0]["epoch"] == 0 and all(0 < seg["epoch"] < epochs for seg in segments[1:])
+        # what its weights last trained with, as the analysis and retrain read it
         assert segments[-1]["aug"] == s["config"]["aug"] == load_experiment(exp).params(name)["aug"]
         for seg in segments:
             Config.from_dict({"aug": seg["aug"]})
@@ -150,8 +176,19 @@ def test_a_tiny_pbt_search_exploits_and_keeps_every_schedule(pbt_search):
         assert seg["from"] in schedules
 
 
+def test_a_pbt_search_resumes_after_ctrl_c_with_every_epoch_trained_once(pbt_search):
+    """Ray restores no scheduler state: a synchronous PBT resumed with its trials out of step would
+    wait for a boundary it had passed. The population carries on from where each trial was and ends
+    with every epoch of every trial trained once."""
+    exp, out, interrupted = pbt_search
+    assert sorted(map(len, interrupted.values())) == [1, 2], interrupted  # out of step when interrupted
+    assert "2 ended: 2 completed" in out, out[-3000:]
+    for name, rows in trial_results(exp).items():
+        assert [r["epoch"] for r in rows] == list(range(1, EPOCHS + 1)), name
+
+
 def test_the_analysis_draws_the_schedules_and_tables_the_best(pbt_search):
-    exp, _ = pbt_search
+    exp, _, _ = pbt_search
     proc = subprocess.run([sys.executable, "-m", "analysis", str(exp)], cwd=ROOT, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -166,7 +203,7 @@ def test_retrain_replays_the_best_schedule_and_repeats_its_figure(pbt_search, tm
     """With the trial's own epochs, replaying the schedule from scratch trains exactly the weights the
     lineage trained (its data order follows from the seed), so the final figure repeats; --fixed
     trains the final settings throughout."""
-    exp, _ = pbt_search
+    exp, _, _ = pbt_search
     replay = subprocess.run([sys.executable, "launch.py", "retrain", str(exp), "--out", str(tmp_path / "replay")],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert replay.returncode == 0, replay.stdout[-2000:] + replay.stderr[-2000:]

@@ -27,6 +27,7 @@ still tear a snapshot; no portable file system call renames several files at onc
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -111,6 +112,10 @@ class AtomicLocalHandler(pafs.FileSystemHandler):
         return self._fs.open_input_file(path)
 
     def open_output_stream(self, path: str, metadata) -> pyarrow.NativeFile:
+        if _RAY_TEMPORARY.match(Path(path).name):
+            # Ray's own staging file, about to be renamed: an upload that lists it mid-write would leave
+            # it in the experiment for good
+            return pyarrow.BufferOutputStream()
         publish = None
         if self._snapshot:
             templates = (TuneController.CKPT_FILE_TMPL, *self._snapshot)  # the experiment state first
@@ -120,6 +125,9 @@ class AtomicLocalHandler(pafs.FileSystemHandler):
     def open_append_stream(self, path: str, metadata) -> pyarrow.NativeFile:
         return self._fs.open_append_stream(path)
 
+
+# the name Ray's _atomic_save writes a search algorithm's state under before renaming it
+_RAY_TEMPORARY = re.compile(r"\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-tmp-")
 
 Finish = Callable[[bool], None]  # renames a held file (True) or drops it (False)
 Publish = Callable[[Path, Finish], None]  # takes a written file's temporary path and its Finish

@@ -295,3 +295,16 @@ def test_a_snapshot_is_published_whole_whatever_order_its_files_are_uploaded_in(
     assert visible() == ["3"] * 3  # that snapshot is dropped whole
     upload("6", list(order))
     assert visible() == ["6"] * 3 and sorted(p.name for p in tmp_path.iterdir()) == sorted([*names, "trial_x"])
+
+
+def test_rays_own_staging_temporaries_never_reach_the_experiment(tmp_path):
+    # Ray saves a search algorithm's state as ".<uuid>-tmp-<name>" and renames it; an upload that lists
+    # the staging folder in between would copy that file into the experiment, where nothing removes it
+    import uuid
+
+    fs = storage_filesystem(tmp_path)
+    temporary = f".{uuid.uuid4()}-tmp-basic-variant-state-S.json"
+    for name in (temporary, ".hidden-tmp-file.json"):
+        with fs.open_output_stream(str(tmp_path / name)) as f:
+            f.write(b"{}")
+    assert [p.name for p in tmp_path.iterdir()] == [".hidden-tmp-file.json"]  # only Ray's own name is dropped
