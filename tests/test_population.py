@@ -234,3 +234,25 @@ def test_a_tiny_pb2_search_explores_with_its_bandit(tiny_master, tmp_path):
     for seg in exploits:
         for key, low, high, _ in KeepInRange.of(SPACE).bounds:
             assert low <= seg["aug"][key.split(".")[1]] <= high
+
+
+@pytest.mark.slow
+def test_a_pbt_search_resumes_after_its_driver_is_killed(tiny_master, tmp_path):
+    """SIGKILL to the driver (its local Ray left running, as after a crash) in mid-population:
+    the resumed search ends with every epoch of every trial trained once."""
+    exp = tmp_path / "kill"
+    proc = launch("search", "--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path),
+                  "--name", "kill", "--num-samples", "3", "--set", "train.epochs=4", "--scheduler", "pbt",
+                  "--perturbation-interval", "1", *TINY, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and sum(map(len, _rows(exp).values())) < 5:
+        time.sleep(0.2)
+    proc.kill()
+    proc.communicate(timeout=60)
+    resumed = launch("resume", str(exp))
+    out = resumed.communicate(timeout=900)[0]
+    assert resumed.returncode == 0, out[-3000:]
+    assert "3 ended: 3 completed" in out, out[-3000:]
+    for name, rows in trial_results(exp).items():
+        assert [r["epoch"] for r in rows] == [1, 2, 3, 4], name
+    _check_schedules(exp, population=3, epochs=4)
