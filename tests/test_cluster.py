@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ray.cluster_utils import Cluster
 
-from tests.test_launch import TINY_SEARCH, launch, trial_results
+from tests.test_launch import TINY, TINY_SEARCH, launch, trial_results
 
 
 @pytest.fixture
@@ -26,3 +26,18 @@ def test_search_places_trials_on_both_nodes(two_nodes, tiny_master, tmp_path):
     assert "note: 2 nodes in the cluster" in out  # a local storage path is flagged on a multi-node cluster
     nodes = {rows[-1]["node"] for rows in trial_results(tmp_path / "cluster").values() if rows}
     assert len(nodes) == 2
+
+
+@pytest.mark.slow
+def test_a_pbt_population_spreads_over_both_nodes_and_exploits_across_them(two_nodes, tiny_master, tmp_path):
+    # an exploit restores the donor's checkpoint from the storage, wherever the donor trained
+    proc = launch("search", "--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path),
+                  "--name", "pbt", "--address", two_nodes.address, "--num-samples", "2", "--set", "train.epochs=3",
+                  "--scheduler", "pbt", "--perturbation-interval", "1", *TINY)
+    out = proc.communicate(timeout=900)[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert "2 ended: 2 completed" in out
+    results = trial_results(tmp_path / "pbt")
+    assert len({r["node"] for rows in results.values() for r in rows}) == 2
+    assert all([r["epoch"] for r in rows] == [1, 2, 3] for rows in results.values())
+    assert "[Exploit]" in out
