@@ -13,11 +13,19 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from trainable.config import OptimConfig, TrainConfig
-from trainable.metrics import SegMetrics, compute_metrics, image_confusion, image_fscores
+from trainable.metrics import (
+    SegMetrics,
+    class_argmax,
+    compute_metrics,
+    image_confusion,
+    image_fscores,
+    logit_nll,
+    prob_nll,
+)
+from trainable.solution import native_logits
 from trainable.tta import tta_probs
 
 __all__ = [
@@ -136,16 +144,21 @@ def evaluate(model: nn.Module, loader, device: torch.device, scales: Sequence[fl
     """
     model.eval()
     memory_format = torch.channels_last if channels_last and device.type == "cuda" else torch.contiguous_format
+    plain = tuple(scales) == (1.0,) and not flip  # nothing to average: logits suffice, no probabilities
     conf, per_image = None, []
     nll, pixels = torch.zeros((), device=device, dtype=torch.float64), 0
     for images, masks in loader:
         images = images.to(device, non_blocking=True).to(memory_format=memory_format)
         masks = masks.to(device, non_blocking=True)
         with _autocast(device, amp):
-            probs = tta_probs(model, images, scales, flip, out_size=masks.shape[-2:])
-        nll += F.nll_loss(probs.clamp_min(1e-8).log(), masks, reduction="sum").double()
+            if plain:
+                scores = native_logits(model, images, out_size=masks.shape[-2:])
+            else:
+                scores = tta_probs(model, images, scales, flip, out_size=masks.shape[-2:])
+        best, pred = class_argmax(scores)
+        nll += logit_nll(scores, masks, best) if plain else prob_nll(scores, masks)
         pixels += masks.numel()
-        images_conf = image_confusion(probs.argmax(dim=1), masks)  # kept on the device: no sync per batch
+        images_conf = image_confusion(pred, masks)  # kept on the device: no sync per batch
         per_image.append(images_conf)
         conf = images_conf.sum(0) if conf is None else conf + images_conf.sum(0)
     metrics = replace(compute_metrics(conf), fscore=float(image_fscores(torch.cat(per_image)).mean()))

@@ -32,8 +32,8 @@ from albumentations.pytorch import ToTensorV2
 from PIL import Image
 from torch import nn
 
-__all__ = ["FORMAT", "STRIDE", "eval_transform", "load_solution", "normalize", "predict_image", "scaled_probs",
-           "tta_probs", "write_mask"]
+__all__ = ["FORMAT", "STRIDE", "eval_transform", "load_solution", "native_logits", "normalize", "predict_image",
+           "scaled_probs", "tta_probs", "write_mask"]
 
 FORMAT = "facesearch-solution-1"  # what ckpt.pth holds (its "format" entry)
 STRIDE = 32  # smp encoders need inputs divisible by their output stride
@@ -46,6 +46,14 @@ def _predict_padded(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x)
     mode = "reflect" if ph < h and pw < w else "replicate"
     return model(F.pad(x, (0, pw, 0, ph), mode=mode))[..., :h, :w]
+
+
+def native_logits(model: nn.Module, images: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+    """Plain inference: the logits (float32) at ``out_size``, upsampled as ``scaled_probs`` does."""
+    logits = _predict_padded(model, images).float()
+    if logits.shape[-2:] != tuple(out_size):
+        logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
+    return logits
 
 
 def scaled_probs(model: nn.Module, images: torch.Tensor, scales: Sequence[float], flip: bool,
