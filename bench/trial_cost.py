@@ -14,29 +14,18 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from bench.data_pipeline import machine
+from bench.data_pipeline import machine, rate
 from search_spaces.driver.record import HARDWARE
 from trainable.build import build_run
 from trainable.config import Config
 from trainable.loop import evaluate, train_one_epoch
 from trainable.synthetic import generate
-
-
-def _seconds(fn, repeat: int) -> float:
-    """The fastest of ``repeat`` runs of ``fn()`` (the least disturbed one), in seconds."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def trial_cost(root: Path, cache: Path, repeat: int) -> tuple[float, float]:
@@ -56,7 +45,7 @@ def trial_cost(root: Path, cache: Path, repeat: int) -> tuple[float, float]:
         evaluate(run.model, run.val_loader, run.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last)
 
     train(), validate()  # the first epoch decodes every image into the array cache
-    return _seconds(train, repeat), _seconds(validate, repeat)
+    return 1 / rate(train, 1, repeat), 1 / rate(validate, 1, repeat)  # the fastest run of each, in seconds
 
 
 def main() -> None:

@@ -50,7 +50,10 @@ def _predict_padded(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def native_logits(model: nn.Module, images: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
     """Plain inference: the logits (float32) at ``out_size``, upsampled as ``scaled_probs`` does."""
-    logits = _predict_padded(model, images).float()
+    return _at_size(_predict_padded(model, images).float(), out_size)
+
+
+def _at_size(logits: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
     if logits.shape[-2:] != tuple(out_size):
         logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
     return logits
@@ -70,9 +73,7 @@ def scaled_probs(model: nn.Module, images: torch.Tensor, scales: Sequence[float]
             logits = _predict_padded(model, inp).float()
             if flipped:
                 logits = torch.flip(logits, dims=[3])[:, flip_channels.to(logits.device)]
-            if logits.shape[-2:] != tuple(out_size):
-                logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
-            yield scale, flipped, logits.softmax(dim=1)
+            yield scale, flipped, _at_size(logits, out_size).softmax(dim=1)
 
 
 def tta_probs(model: nn.Module, images: torch.Tensor, scales: Sequence[float] = (1.0,), flip: bool = False,
