@@ -52,6 +52,18 @@ def rate(fn, n: int, repeat: int = 3) -> float:
     return n / best
 
 
+def rates(fns: dict, n: int, repeat: int = 5) -> dict:
+    """``rate`` of each of ``fns`` (name: function), their runs interleaved: a machine that slows
+    down or speeds up mid-run moves every figure alike, not only the ones measured then."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: n / seconds for name, seconds in best.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=512, help="image side, as CelebAMask-HQ masks (default 512)")
@@ -81,7 +93,11 @@ def main() -> None:
                 transform(image=image, mask=mask)
 
         def project(dataset: FaceParsingDataset):
-            return lambda: [dataset[key] for batch in sampler for key in batch]
+            def samples() -> None:  # each sample dropped once made, as bare() drops its own
+                for batch in sampler:
+                    for key in batch:
+                        dataset[key]
+            return samples
 
         def loader_rate(workers: int) -> float:
             loader = DataLoader(cached, batch_sampler=sampler, num_workers=workers, persistent_workers=True,
@@ -90,11 +106,11 @@ def main() -> None:
             return rate(lambda: list(loader), len(images))
 
         n = len(images)
-        r_bare = rate(bare, n)
-        r_decode_path = rate(project(plain), n)
-        r_cache_path = rate(project(cached), n)
-        r_decode = rate(lambda: [decode_pair(i, m, args.size, False) for i, m in zip(images, masks, strict=True)], n)
-        r_read = rate(lambda: [arrays[i] for i in range(n)], n)
+        r_bare, r_cache_path, r_decode_path = rates(
+            {"bare": bare, "cache": project(cached), "decode": project(plain)}, n).values()
+        r_decode, r_read = rates({
+            "decode": lambda: [decode_pair(i, m, args.size, False) for i, m in zip(images, masks, strict=True)],
+            "read": lambda: [arrays[i] for i in range(n)]}, n).values()
         r_one, r_two = loader_rate(1), loader_rate(2)
 
     rows = [

@@ -308,7 +308,7 @@ def scan_split(root: str | Path, split: str, with_masks: bool = True, cache_dir:
 
 
 class FaceParsingDataset(torch.utils.data.Dataset):
-    """Image/mask pairs through an albumentations transform; yields (CHW float image, HW long mask).
+    """Image/mask pairs through an albumentations transform; yields (CHW float image, HW uint8 mask).
 
     Pairs come decoded and resized to ``size`` (see ``decode.decode_pair``), from ``arrays`` when
     a decoded-array cache (``array_cache.ArrayCache``) is given. ``native_masks=True`` keeps each
@@ -346,13 +346,20 @@ class FaceParsingDataset(torch.utils.data.Dataset):
             image, mask = decode_pair(self.images[i], self.masks[i] if self.masks else None, self.size,
                                       self.native_masks)
         if mask is None:
-            return self.transform(image=image)["image"], torch.zeros(0, dtype=torch.long)
+            return self.transform(image=image)["image"], torch.zeros(0, dtype=torch.uint8)
         if i in self.swap_labels:
             mask = FLIP_LUT[mask]
         if mirrored:
             image, mask = np.ascontiguousarray(image[:, ::-1]), FLIP_LUT[mask[:, ::-1]]
+        # masks stay uint8 (the loop widens them on the device): an int64 mask is 8x the bytes to
+        # write, collate and send from a worker
         if self.native_masks:
-            return self.transform(image=image)["image"], torch.from_numpy(mask.astype(np.int64))
+            return self.transform(image=image)["image"], _mask_tensor(mask)
         out = self.transform(image=image, mask=mask)
-        mask = out["mask"]
-        return out["image"], mask.long() if isinstance(mask, torch.Tensor) else torch.from_numpy(mask.astype(np.int64))
+        return out["image"], _mask_tensor(out["mask"])
+
+
+def _mask_tensor(mask: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(mask, torch.Tensor):
+        return mask
+    return torch.from_numpy(mask if mask.flags.writeable else mask.copy())  # a decoded PNG can be read-only

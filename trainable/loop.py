@@ -22,10 +22,10 @@ from trainable.metrics import (
     compute_metrics,
     image_confusion,
     image_fscores,
-    logit_nll,
     prob_nll,
 )
-from trainable.solution import native_logits
+from trainable.scoring import score_logits
+from trainable.solution import model_logits
 from trainable.tta import tta_probs
 
 __all__ = [
@@ -111,7 +111,7 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, optimizer: t
     total, count = torch.zeros((), device=device), 0
     for images, masks in loader:
         images = images.to(device, non_blocking=True).to(memory_format=memory_format)
-        masks = masks.to(device, non_blocking=True)
+        masks = masks.to(device, non_blocking=True).long()  # uint8 from the loader: 8x fewer bytes to move
         with _autocast(device, train.amp):
             out = model(images)
         if isinstance(out, tuple):  # (main, auxiliary) logits in training
@@ -151,12 +151,13 @@ def evaluate(model: nn.Module, loader, device: torch.device, scales: Sequence[fl
         images = images.to(device, non_blocking=True).to(memory_format=memory_format)
         masks = masks.to(device, non_blocking=True)
         with _autocast(device, amp):
-            if plain:
-                scores = native_logits(model, images, out_size=masks.shape[-2:])
-            else:
-                scores = tta_probs(model, images, scales, flip, out_size=masks.shape[-2:])
-        best, pred = class_argmax(scores)
-        nll += logit_nll(scores, masks, best) if plain else prob_nll(scores, masks)
+            scores = model_logits(model, images) if plain else tta_probs(model, images, scales, flip,
+                                                                         out_size=masks.shape[-2:])
+        if plain:  # upsampled band by band inside, never whole
+            pred, batch_nll = score_logits(scores, masks)
+        else:
+            pred, batch_nll = class_argmax(scores)[1], prob_nll(scores, masks)
+        nll += batch_nll
         pixels += masks.numel()
         images_conf = image_confusion(pred, masks)  # kept on the device: no sync per batch
         per_image.append(images_conf)

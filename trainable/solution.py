@@ -32,8 +32,8 @@ from albumentations.pytorch import ToTensorV2
 from PIL import Image
 from torch import nn
 
-__all__ = ["FORMAT", "STRIDE", "eval_transform", "load_solution", "native_logits", "normalize", "predict_image",
-           "scaled_probs", "tta_probs", "write_mask"]
+__all__ = ["FORMAT", "STRIDE", "eval_transform", "load_solution", "model_logits", "normalize", "predict_image",
+           "scaled_probs", "tta_probs", "upsample", "write_mask"]
 
 FORMAT = "facesearch-solution-1"  # what ckpt.pth holds (its "format" entry)
 STRIDE = 32  # smp encoders need inputs divisible by their output stride
@@ -48,12 +48,13 @@ def _predict_padded(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model(F.pad(x, (0, pw, 0, ph), mode=mode))[..., :h, :w]
 
 
-def native_logits(model: nn.Module, images: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
-    """Plain inference: the logits (float32) at ``out_size``, upsampled as ``scaled_probs`` does."""
-    return _at_size(_predict_padded(model, images).float(), out_size)
+def model_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Plain inference: the logits (float32) at the images' size, before any upsampling."""
+    return _predict_padded(model, images).float()
 
 
-def _at_size(logits: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+def upsample(logits: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+    """Scores resized bilinearly to ``out_size`` (unchanged if they have that size)."""
     if logits.shape[-2:] != tuple(out_size):
         logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
     return logits
@@ -73,7 +74,7 @@ def scaled_probs(model: nn.Module, images: torch.Tensor, scales: Sequence[float]
             logits = _predict_padded(model, inp).float()
             if flipped:
                 logits = torch.flip(logits, dims=[3])[:, flip_channels.to(logits.device)]
-            yield scale, flipped, _at_size(logits, out_size).softmax(dim=1)
+            yield scale, flipped, upsample(logits, out_size).softmax(dim=1)
 
 
 def tta_probs(model: nn.Module, images: torch.Tensor, scales: Sequence[float] = (1.0,), flip: bool = False,

@@ -1,0 +1,120 @@
+"""Logits scored at the masks' own resolution, band by band, without the full-resolution tensor.
+
+Upsampled at once, 19 classes at 512 px are 20 MB per image, written and read back by every later
+step; the validation pass then costs more than the training epoch it scores. ``score_logits``
+instead upsamples a band of rows at a time (a few MB, so upsampling, maximum, exponentials and the
+target's logit are read from cache), and takes the argmax over only the classes that can be the
+maximum somewhere in the band. Nothing is approximated:
+
+- A band is exactly the rows of the whole upsampled image when the upsampling factor is a power of
+  two: bilinear source positions ``(y + 0.5) / m - 0.5`` are then exact in floating point, so a
+  band's source rows and weights are the whole image's (one source row of context each side).
+  Whether the kernel also rounds a band as it rounds the whole (its vector paths depend on the
+  sizes) is checked once per shape on random logits: the arithmetic does not depend on the values,
+  so a probe that matches bit for bit shows every input will. Any other case takes one band per
+  image, as does CUDA (each band costs a host sync there).
+- An upsampled value lies between the smallest and largest of its four source values, so a class
+  whose largest value around a cell is below another class's smallest cannot be the maximum
+  anywhere in that cell (with a margin far above rounding). The argmax over the remaining classes,
+  in class order, is the argmax over all of them, ties to the first class included.
+- The NLL is ``log_softmax`` gathered at the target: ``min(logsumexp - z_target, -log NLL_FLOOR)``,
+  over every class and every native pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+from trainable.metrics import NLL_FLOOR
+from trainable.solution import upsample
+
+__all__ = ["BAND_VALUES", "score_logits"]
+
+BAND_VALUES = 800_000  # upsampled values per band (3 MB): the band stays in cache between its steps
+_CLAMP = -math.log(NLL_FLOOR)
+
+
+def score_logits(logits: torch.Tensor, masks: torch.Tensor, band_rows: int | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Predicted class ``(B, H, W)`` uint8, summed NLL float64) of ``(B, C, h, w)`` logits against
+    ``(B, H, W)`` masks, upsampled bilinearly to the masks' size; ``band_rows`` source rows per band
+    (default from ``BAND_VALUES``)."""
+    b, c, h, w = logits.shape
+    out_h, out_w = masks.shape[-2:]
+    factor = out_h // h
+    rows = band_rows or max(1, BAND_VALUES // (c * out_w * max(1, factor)))
+    banded = (logits.device.type == "cpu" and factor >= 1 and out_h == factor * h and factor & (factor - 1) == 0
+              and rows < h and _bands_exact(c, h, w, factor, out_w, rows))
+    rows = rows if banded else h
+    maybe = _candidates(logits)
+    pred = torch.empty((b, out_h, out_w), dtype=torch.uint8, device=logits.device)
+    nll = torch.zeros((), dtype=torch.float64, device=logits.device)
+    for i in range(b):
+        for r0 in range(0, h, rows):
+            r1 = min(h, r0 + rows)
+            if banded:
+                y0, y1 = r0 * factor, r1 * factor
+                band = _band(logits[i:i + 1], r0, r1, factor, out_w)
+            else:
+                y0, y1 = 0, out_h
+                band = upsample(logits[i:i + 1], (out_h, out_w))
+            classes = _band_classes(maybe[i, :, r0:r1 + 1] if banded else maybe[i])
+            best = band.amax(dim=1)
+            pred[i, y0:y1] = _first_at(band, best, classes)[0]
+            nll += _nll(band, best, masks[i:i + 1, y0:y1])
+    return pred, nll
+
+
+def _band(logits: torch.Tensor, r0: int, r1: int, factor: int, out_w: int) -> torch.Tensor:
+    """Output rows ``[r0 * factor, r1 * factor)``, upsampled from source rows r0 - 1 to r1."""
+    a, z = max(0, r0 - 1), min(logits.shape[2], r1 + 1)  # one source row of context each side
+    band = upsample(logits[:, :, a:z], ((z - a) * factor, out_w))
+    return band[:, :, (r0 - a) * factor:(r1 - a) * factor]
+
+
+@lru_cache(maxsize=64)
+def _bands_exact(c: int, h: int, w: int, factor: int, out_w: int, rows: int) -> bool:
+    probe = torch.randn((1, c, h, w), generator=torch.Generator().manual_seed(0)) * 10
+    whole = upsample(probe, (h * factor, out_w))
+    return all(torch.equal(_band(probe, r0, min(h, r0 + rows), factor, out_w),
+                           whole[:, :, r0 * factor:min(h, r0 + rows) * factor]) for r0 in range(0, h, rows))
+
+
+def _candidates(logits: torch.Tensor) -> torch.Tensor:
+    """``(B, C, h + 1, w + 1)``: may class k be the maximum in the cell between source pixels
+    (j - 1, j) and (j, j + 1)? (Edge cells repeat the edge pixel, as the upsampling clamps.)"""
+    padded = F.pad(logits, (1, 1, 1, 1), mode="replicate")
+    high, low = (_pairwise(_pairwise(padded, op, 2), op, 3) for op in (torch.maximum, torch.minimum))
+    margin = 1e-5 * (1.0 + logits.abs().amax())  # rounding is below 1e-6 of the largest value
+    return high >= low.amax(dim=1, keepdim=True) - margin
+
+
+def _pairwise(x: torch.Tensor, op, dim: int) -> torch.Tensor:
+    """``op`` of each element and its successor along ``dim`` (one shorter); as a 2-wide pooling
+    but many times faster on the CPU."""
+    n = x.shape[dim]
+    return op(x.narrow(dim, 0, n - 1), x.narrow(dim, 1, n - 1))
+
+
+def _band_classes(maybe: torch.Tensor) -> list[int]:
+    classes = maybe.flatten(1).any(dim=1).nonzero().flatten().tolist()
+    return classes or list(range(maybe.shape[0]))  # none only if the logits are not finite
+
+
+def _first_at(band: torch.Tensor, best: torch.Tensor, classes: list[int]) -> torch.Tensor:
+    """The first of ``classes`` whose score equals ``best`` at each pixel (argmax's tie rule)."""
+    index = torch.full(best.shape, classes[-1], dtype=torch.uint8, device=band.device)
+    for k in reversed(classes[:-1]):
+        index.masked_fill_(band[:, k] == best, k)
+    return index
+
+
+def _nll(band: torch.Tensor, best: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Summed NLL of the band's pixels; overwrites ``band`` (a fresh band costs page faults)."""
+    picked = band.gather(1, target.long().unsqueeze(1)).squeeze(1)
+    lse = band.sub_(best.unsqueeze(1)).exp_().sum(dim=1).log_().add_(best)
+    return lse.sub_(picked).clamp_max_(_CLAMP).sum(dtype=torch.float64)
