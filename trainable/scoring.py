@@ -48,24 +48,28 @@ def score_logits(logits: torch.Tensor, masks: torch.Tensor, band_rows: int | Non
     factor = out_h // h
     rows = band_rows or max(1, BAND_VALUES // (c * out_w * max(1, factor)))
     banded = (logits.device.type == "cpu" and factor >= 1 and out_h == factor * h and factor & (factor - 1) == 0
-              and rows < h and _bands_exact(c, h, w, factor, out_w, rows))
+              and rows < h)
     rows = rows if banded else h
     maybe = _candidates(logits)
     pred = torch.empty((b, out_h, out_w), dtype=torch.uint8, device=logits.device)
     nll = torch.zeros((), dtype=torch.float64, device=logits.device)
     for i in range(b):
+        image = logits[i:i + 1]
+        whole = None if banded else upsample(image, (out_h, out_w))
+        across = _edge_rows(upsample(image, (h, out_w))) if banded else None  # widened only: the NLL's rows
         for r0 in range(0, h, rows):
             r1 = min(h, r0 + rows)
-            if banded:
-                y0, y1 = r0 * factor, r1 * factor
-                band = _band(logits[i:i + 1], r0, r1, factor, out_w)
-            else:
-                y0, y1 = 0, out_h
-                band = upsample(logits[i:i + 1], (out_h, out_w))
+            y0, y1 = (r0 * factor, r1 * factor) if banded else (0, out_h)
             classes = _band_classes(maybe[i, :, r0:r1 + 1] if banded else maybe[i])
-            best = band.amax(dim=1)
-            pred[i, y0:y1] = _first_at(band, best, classes)[0]
-            nll += _nll(band, best, masks[i:i + 1, y0:y1])
+            if banded and _bands_exact(c, len(classes), h, w, factor, out_w, rows):
+                planes, at = _band(image[:, classes], r0, r1, factor, out_w), range(len(classes))
+            else:
+                whole = upsample(image, (out_h, out_w)) if whole is None else whole
+                planes, at = whole[:, :, y0:y1], classes
+            best = planes[:, list(at)].amax(dim=1) if len(at) < planes.shape[1] else planes.amax(dim=1)
+            pred[i, y0:y1] = _first_at(planes, best, classes, at)[0]
+            scores = _rows(across, r0, r1, factor) if banded else whole.clone()
+            nll += _nll(scores, best, masks[i:i + 1, y0:y1])
     return pred, nll
 
 
@@ -76,12 +80,39 @@ def _band(logits: torch.Tensor, r0: int, r1: int, factor: int, out_w: int) -> to
     return band[:, :, (r0 - a) * factor:(r1 - a) * factor]
 
 
-@lru_cache(maxsize=64)
-def _bands_exact(c: int, h: int, w: int, factor: int, out_w: int, rows: int) -> bool:
+@lru_cache(maxsize=8)
+def _probe(c: int, h: int, w: int, factor: int, out_w: int) -> tuple[torch.Tensor, torch.Tensor]:
     probe = torch.randn((1, c, h, w), generator=torch.Generator().manual_seed(0)) * 10
-    whole = upsample(probe, (h * factor, out_w))
-    return all(torch.equal(_band(probe, r0, min(h, r0 + rows), factor, out_w),
-                           whole[:, :, r0 * factor:min(h, r0 + rows) * factor]) for r0 in range(0, h, rows))
+    return probe, upsample(probe, (h * factor, out_w))
+
+
+@lru_cache(maxsize=256)
+def _bands_exact(c: int, k: int, h: int, w: int, factor: int, out_w: int, rows: int) -> bool:
+    """Are ``k`` of ``c`` classes, upsampled band by band, bit for bit the whole image's?"""
+    probe, whole = _probe(c, h, w, factor, out_w)
+    return all(torch.equal(_band(probe[:, :k], r0, min(h, r0 + rows), factor, out_w),
+                           whole[:, :k, r0 * factor:min(h, r0 + rows) * factor]) for r0 in range(0, h, rows))
+
+
+def _edge_rows(x: torch.Tensor) -> torch.Tensor:
+    """``x`` with its first and last rows repeated: the upsampling's clamp at the edges."""
+    return torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
+
+
+def _rows(across: torch.Tensor, r0: int, r1: int, factor: int) -> torch.Tensor:
+    """Output rows ``[r0 * factor, r1 * factor)`` of every class, interpolated in height from the
+    widened logits (``_edge_rows``): a fresh tensor, equal to the upsampling up to rounding.
+
+    Output rows ``factor / 2 + factor * (j - 1) + q``, q < factor, lie between source rows j - 1
+    and j at weight ``(q + 0.5) / factor``: one broadcast ``lerp`` per band.
+    """
+    if factor == 1:
+        return across[:, :, r0 + 1:r1 + 1].clone()
+    weight = (torch.arange(factor, dtype=across.dtype, device=across.device) + 0.5) / factor
+    pairs = torch.lerp(across[:, :, r0:r1 + 1].unsqueeze(3), across[:, :, r0 + 1:r1 + 2].unsqueeze(3),
+                       weight.view(1, 1, 1, factor, 1))
+    half = factor // 2
+    return pairs.flatten(2, 3)[:, :, half:half + (r1 - r0) * factor]
 
 
 def _candidates(logits: torch.Tensor) -> torch.Tensor:
@@ -105,16 +136,17 @@ def _band_classes(maybe: torch.Tensor) -> list[int]:
     return classes or list(range(maybe.shape[0]))  # none only if the logits are not finite
 
 
-def _first_at(band: torch.Tensor, best: torch.Tensor, classes: list[int]) -> torch.Tensor:
-    """The first of ``classes`` whose score equals ``best`` at each pixel (argmax's tie rule)."""
-    index = torch.full(best.shape, classes[-1], dtype=torch.uint8, device=band.device)
-    for k in reversed(classes[:-1]):
-        index.masked_fill_(band[:, k] == best, k)
+def _first_at(planes: torch.Tensor, best: torch.Tensor, classes: list[int], at) -> torch.Tensor:
+    """The first of ``classes`` (in ``planes`` at positions ``at``) whose score equals ``best`` at
+    each pixel: argmax's tie rule."""
+    index = torch.full(best.shape, classes[-1], dtype=torch.uint8, device=planes.device)
+    for k, p in zip(reversed(classes[:-1]), reversed(at[:-1]), strict=True):
+        index.masked_fill_(planes[:, p] == best, k)
     return index
 
 
-def _nll(band: torch.Tensor, best: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Summed NLL of the band's pixels; overwrites ``band`` (a fresh band costs page faults)."""
-    picked = band.gather(1, target.long().unsqueeze(1)).squeeze(1)
-    lse = band.sub_(best.unsqueeze(1)).exp_().sum(dim=1).log_().add_(best)
+def _nll(scores: torch.Tensor, best: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Summed NLL of the band's pixels from every class's ``scores``, which it overwrites."""
+    picked = scores.gather(1, target.long().unsqueeze(1)).squeeze(1)
+    lse = scores.sub_(best.unsqueeze(1)).exp_().sum(dim=1).log_().add_(best)
     return lse.sub_(picked).clamp_max_(_CLAMP).sum(dtype=torch.float64)
