@@ -18,6 +18,7 @@ def two_nodes(monkeypatch):
     cluster.shutdown()
 
 
+@pytest.mark.slow  # 70 s; a search on one node runs in every run (tests/test_launch.py)
 def test_search_places_trials_on_both_nodes(two_nodes, tiny_master, tmp_path):
     proc = launch("--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path),
                   "--name", "cluster", "--address", two_nodes.address, *TINY_SEARCH)

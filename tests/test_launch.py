@@ -266,9 +266,9 @@ def load_study_trials(journal: Path) -> list:
     return optuna.load_study(study_name="s", storage=journal_storage(journal)).trials
 
 
-# TPE is the default searcher, which the end-to-end search runs: the FIFO case is slow
-@pytest.mark.parametrize("searcher, scheduler", [("random", "hyperband"),
-                                                 pytest.param("tpe", "fifo", marks=pytest.mark.slow)])
+# slow (46 s each): ASHA + TPE, the defaults, run in every run (the end-to-end search, Ctrl-C and resume)
+@pytest.mark.slow
+@pytest.mark.parametrize("searcher, scheduler", [("random", "hyperband"), ("tpe", "fifo")])
 def test_each_searcher_and_scheduler_runs_a_real_search(tiny_master, tmp_path, searcher, scheduler):
     name = f"{searcher}-{scheduler}"
     proc = launch("search", "--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path),

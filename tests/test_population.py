@@ -221,6 +221,7 @@ def test_retrain_replays_the_best_schedule_and_repeats_its_figure(pbt_search, tm
     assert json.loads((tmp_path / "fixed" / folder.name / "summary.json").read_text())["schedule"] is None
 
 
+@pytest.mark.slow  # 32 s; PB2 is PBT's subclass, whose search runs in every run (the module's fixture)
 def test_a_tiny_pb2_search_explores_with_its_bandit(tiny_master, tmp_path):
     proc = launch("search", "--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path),
                   "--name", "pb2", "--num-samples", "2", "--set", "train.epochs=2", "--scheduler", "pb2",
