@@ -108,9 +108,15 @@ def main() -> None:
         n = len(images)
         r_bare, r_cache_path, r_decode_path = rates(
             {"bare": bare, "cache": project(cached), "decode": project(plain)}, n).values()
-        r_decode, r_read = rates({
-            "decode": lambda: [decode_pair(i, m, args.size, False) for i, m in zip(images, masks, strict=True)],
-            "read": lambda: [arrays[i] for i in range(n)]}, n).values()
+        def decode_each() -> None:
+            for image, mask in zip(images, masks, strict=True):
+                decode_pair(image, mask, args.size, False)
+
+        def read_each() -> None:
+            for i in range(n):
+                arrays[i]
+
+        r_decode, r_read = rates({"decode": decode_each, "read": read_each}, n).values()
         r_one, r_two = loader_rate(1), loader_rate(2)
 
     rows = [

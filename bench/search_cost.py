@@ -6,9 +6,9 @@ At the CPU defaults (``python launch.py --space augmentation``: 12 trials, 8 epo
 Optuna TPE, 400 training and 100 validation pairs at 64 px), on two synthetic sets of the same
 faces, one written with 512 px images and masks (as CelebAMask-HQ) and one with 64 px (as the
 built-in set), searched one after the other, each through the real command line. Validation is
-scored at the masks' own size, so only the validation pass differs; ASHA may stop different
-trials on the two sets, so the seconds per trial-epoch are printed beside the wall times. The last
-line is the ratio the target is stated on.
+scored at the masks' own size, so only the validation pass differs. ASHA stops different trials
+on the two sets, so "the same trials and epochs" is the cost per trial-epoch, the last line (the
+wall-time ratio is printed above it).
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ def main() -> None:
     for mask_px, (wall, trials, epochs) in rows.items():
         print(f"{mask_px:>5} px {wall:>8.0f}s {trials:>7} {epochs:>13} {wall / max(1, epochs):>16.2f}")
     (w64, _, e64), (w512, _, e512) = rows[64], rows[512]
-    print(f"per trial-epoch: 512 px / 64 px masks = {(w512 / e512) / (w64 / e64):.2f}")
     print(f"search on 512 px masks / 64 px masks = {w512 / w64:.2f} (wall)")
+    print(f"search on 512 px masks / 64 px masks = {(w512 / e512) / (w64 / e64):.2f} (per trial-epoch)")
 
 
 if __name__ == "__main__":
