@@ -199,3 +199,15 @@ def test_evaluate_prints_the_fscore_beside_the_miou(tmp_path, capsys):
     assert metrics.fscore == pytest.approx(expected, abs=1e-12)
     assert main(["evaluate", str(tmp_path / "p"), str(tmp_path / "t")]) == 0
     assert f"F-score{expected:>15.4f}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int32, torch.int64])
+def test_image_confusion_counts_and_leaves_its_inputs_alone(dtype):
+    from trainable.metrics import image_confusion
+
+    truth = torch.tensor([[[0, 1], [2, 2]], [[1, 1], [0, 2]]], dtype=dtype)
+    pred = torch.tensor([[[0, 2], [2, 2]], [[1, 0], [0, 2]]], dtype=dtype)
+    given = truth.clone(), pred.clone()
+    confs = image_confusion(pred, truth, num_classes=3)
+    assert confs.tolist() == [[[1, 0, 0], [0, 0, 1], [0, 0, 2]], [[1, 0, 0], [1, 1, 0], [0, 0, 1]]]
+    assert torch.equal(truth, given[0]) and torch.equal(pred, given[1])

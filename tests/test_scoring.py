@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.conftest import tiny_config
+from trainable import scoring
 from trainable.build import build_run, run_epoch
 from trainable.classes import NUM_CLASSES
 from trainable.config import Config
@@ -54,9 +55,9 @@ SETS = {(96, 32): 3, (96, 64): 1.5, (128, 32): 4}  # (mask px, model px): upsamp
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    runs = {}
+    runs, base = {}, tmp_path_factory.mktemp("scoring")
     for mask_px, size in SETS:
-        root = tmp_path_factory.mktemp("scoring") / f"data{mask_px}"
+        root = base / f"data{mask_px}"
         if not root.exists():
             generate(root, n_train=8, n_val=6, n_test=0, size=mask_px, seed=1)
         cfg = Config.from_dict(tiny_config(root, data={"image_size": size}, train={"epochs": 1}))
@@ -69,7 +70,8 @@ def trained(tmp_path_factory):
 @pytest.mark.parametrize("sizes", list(SETS))
 @pytest.mark.parametrize("factor", [1.0, 60.0])
 @pytest.mark.parametrize("scales, flip", [((1.0,), False), ((0.75, 1.0), True)])
-def test_evaluate_gives_the_reference_figures(trained, sizes, factor, scales, flip):
+def test_evaluate_gives_the_reference_figures(trained, sizes, factor, scales, flip, monkeypatch):
+    monkeypatch.setattr(scoring, "BAND_VALUES", 20_000)  # bands of 2 rows at 128 px: the banded path
     run = trained[sizes]
     model = Sharpened(run.model, factor).eval()
     metrics, nll = evaluate(model, run.val_loader, run.device, scales=scales, flip=flip)
@@ -107,6 +109,7 @@ def reference_scores(logits: torch.Tensor, masks: torch.Tensor) -> tuple[torch.T
     ((16, 20), (64, 136)), ((16, 20), (32, 136)), ((16, 20), (64, 72)),  # power-of-two factors in height
     ((12, 20), (36, 136)), ((16, 20), (24, 136)), ((16, 20), (16, 136)), ((24, 20), (16, 136)),  # 3, 1.5, 1, 2/3
     ((64, 64), (512, 512)),  # the CPU defaults on CelebAMask-HQ masks
+    ((16, 20), (16, 20)),  # the logits' own size: nothing to upsample
 ])
 @pytest.mark.parametrize("band_rows", [1, 3, None])
 def test_score_logits_band_by_band_is_the_whole_image(kind, logit_hw, mask_hw, band_rows):
@@ -115,7 +118,18 @@ def test_score_logits_band_by_band_is_the_whole_image(kind, logit_hw, mask_hw, b
                            mode="bicubic") * 4  # spatially smooth, as a network's
     logits = {"smooth": logits, "integer": logits.round(), "sharp": logits * 60}[kind]
     masks = torch.randint(0, NUM_CLASSES, (2, *mask_hw), generator=gen, dtype=torch.uint8)
+    given = logits.clone()
     pred, nll = score_logits(logits, masks, band_rows=band_rows)
+    assert torch.equal(logits, given)  # the logits are the caller's
     ref_pred, ref_nll = reference_scores(logits, masks)
     assert pred.dtype == torch.uint8 and torch.equal(pred.long(), ref_pred)
     assert nll.item() == pytest.approx(ref_nll, rel=1e-6)
+
+
+def test_the_cpu_defaults_take_the_banded_path():
+    # 64 px logits, 512 px masks: a band of any number of candidate classes is upsampled exactly
+    # on its own (padded with a class or so where the kernel needs it), so no band falls back to
+    # upsampling the whole image, the slow path
+    rows = scoring.BAND_VALUES // (NUM_CLASSES * 512 * 8)
+    counts = [scoring._exact_count(NUM_CLASSES, k, 64, 64, 8, 512, rows) for k in range(1, NUM_CLASSES + 1)]
+    assert all(n is not None and n <= k + 1 for k, n in enumerate(counts, start=1)), counts

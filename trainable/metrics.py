@@ -17,7 +17,6 @@ misses (false negatives) of the true classes there.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +25,7 @@ import torch
 from trainable.classes import CLASSES, NUM_CLASSES
 
 __all__ = ["NLL_FLOOR", "SegMetrics", "class_argmax", "compute_metrics", "confusion_matrix", "image_confusion",
-           "image_fscores", "logit_nll", "prob_nll"]
+           "image_fscores", "prob_nll"]
 
 EPS = 1e-7  # in each denominator of the 2025 grader's precision, recall and F1
 NLL_FLOOR = 1e-8  # a probability below it counts as it in the NLL: one confident miss is not an infinite loss
@@ -55,7 +54,7 @@ def image_confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int =
     b, n2 = pred.shape[0], num_classes * num_classes
     # int32, not int64: at 512 px the index arithmetic otherwise costs more than the counting
     offset = torch.arange(b, device=pred.device, dtype=torch.int32).view(b, *[1] * (pred.dim() - 1)) * n2
-    idx = target.to(torch.int32).mul_(num_classes).add_(pred).add_(offset).reshape(-1)
+    idx = target.to(torch.int32, copy=True).mul_(num_classes).add_(pred).add_(offset).reshape(-1)
     return torch.bincount(idx, minlength=b * n2).reshape(b, num_classes, num_classes)
 
 
@@ -70,17 +69,6 @@ def class_argmax(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         index.masked_fill_(plane > best, k)  # strictly higher: a tie keeps the first class
         torch.maximum(best, plane, out=best)
     return best, index
-
-
-def logit_nll(logits: torch.Tensor, target: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
-    """Summed ``-log(max(softmax(logits)[target], NLL_FLOOR))`` over a ``(B, C, H, W)`` batch (float64),
-    as ``log_softmax`` gathered at the target from ``best``, the logits' maximum (``class_argmax``):
-    no probability or logarithm of any other class is formed."""
-    total = torch.zeros_like(best)
-    for k in range(logits.shape[1]):
-        total += (logits[:, k] - best).exp_()
-    picked = logits.gather(1, target.long().unsqueeze(1)).squeeze(1)
-    return (total.log_().add_(best).sub_(picked)).clamp_max_(-math.log(NLL_FLOOR)).sum(dtype=torch.float64)
 
 
 def prob_nll(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

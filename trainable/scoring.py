@@ -17,7 +17,7 @@ instead works on a band of rows at a time (a few MB, read from cache by every st
   paths depend on the sizes) is checked once per shape on random logits: its arithmetic does not
   depend on the values, so a probe that matches bit for bit shows every input will. A band that
   fails the probe takes its rows from the whole image; any other factor, and CUDA (where each band
-  costs a host sync), take one band per image.
+  costs a host sync), take one band per image. (Non-finite logits give a prediction, not argmax's.)
 - The NLL is ``log_softmax`` gathered at the target, ``min(logsumexp - z_target, -log NLL_FLOOR)``,
   over every class and every native pixel, from scores interpolated in height by one broadcast
   ``lerp`` of the logits widened once per image: equal to the upsampling up to float rounding
@@ -46,6 +46,7 @@ def score_logits(logits: torch.Tensor, masks: torch.Tensor, band_rows: int | Non
     """(Predicted class ``(B, H, W)`` uint8, summed NLL float64) of ``(B, C, h, w)`` logits against
     ``(B, H, W)`` masks, upsampled bilinearly to the masks' size; ``band_rows`` source rows per band
     (default from ``BAND_VALUES``)."""
+    logits = logits.float().contiguous()  # as the exactness probe is
     b, c, h, w = logits.shape
     out_h, out_w = masks.shape[-2:]
     factor = out_h // h
@@ -65,14 +66,19 @@ def score_logits(logits: torch.Tensor, masks: torch.Tensor, band_rows: int | Non
             r1 = min(h, r0 + rows)
             y0, y1 = (r0 * factor, r1 * factor) if banded else (0, out_h)
             classes = _band_classes(maybe[i, :, r0:r1 + 1] if banded else maybe[i])
-            if banded and _bands_exact(c, len(classes), h, w, factor, out_w, rows):
-                planes, at = _band(image[:, classes], r0, r1, factor, out_w), range(len(classes))
+            planes_k = _exact_count(c, len(classes), h, w, factor, out_w, rows) if banded else None
+            if planes_k is not None:  # padded with classes that cannot win, where the kernel wants it
+                extra = [k for k in range(c) if k not in classes][:planes_k - len(classes)]
+                planes, at = _band(image[:, classes + extra], r0, r1, factor, out_w), range(len(classes))
             else:
                 whole = upsample(image, (out_h, out_w)) if whole is None else whole
                 planes, at = whole[:, :, y0:y1], classes
-            best = planes.amax(dim=1)  # the other classes are lower everywhere in the band
+            best = planes.amax(dim=1)  # classes other than the candidates are lower everywhere in the band
             pred[i, y0:y1] = _first_at(planes, best, classes, at)[0]
-            scores = _rows(across, r0, r1, factor, out) if banded else whole  # one band: whole is not read again
+            if banded:
+                scores = _rows(across, r0, r1, factor, out)
+            else:  # one band, so whole is not read again; but at the logits' own size it is the logits
+                scores = whole.clone() if whole is image else whole
             nll += _nll(scores, best, masks[i:i + 1, y0:y1])
     return pred, nll
 
@@ -84,7 +90,7 @@ def _band(logits: torch.Tensor, r0: int, r1: int, factor: int, out_w: int) -> to
     return band[:, :, (r0 - a) * factor:(r1 - a) * factor]
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=2)  # the whole image is 20 MB at 512 px
 def _probe(c: int, h: int, w: int, factor: int, out_w: int) -> tuple[torch.Tensor, torch.Tensor]:
     probe = torch.randn((1, c, h, w), generator=torch.Generator().manual_seed(0)) * 10
     return probe, upsample(probe, (h * factor, out_w))
@@ -96,6 +102,12 @@ def _bands_exact(c: int, k: int, h: int, w: int, factor: int, out_w: int, rows: 
     probe, whole = _probe(c, h, w, factor, out_w)
     return all(torch.equal(_band(probe[:, :k], r0, min(h, r0 + rows), factor, out_w),
                            whole[:, :k, r0 * factor:min(h, r0 + rows) * factor]) for r0 in range(0, h, rows))
+
+
+def _exact_count(c: int, k: int, h: int, w: int, factor: int, out_w: int, rows: int) -> int | None:
+    """The fewest classes, at least ``k``, whose bands are exact (``_bands_exact``); None if none.
+    (On one thread this kernel rounds bands of exactly 3 classes differently, for one.)"""
+    return next((n for n in range(k, c + 1) if _bands_exact(c, n, h, w, factor, out_w, rows)), None)
 
 
 def _edge_rows(x: torch.Tensor) -> torch.Tensor:
