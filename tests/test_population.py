@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 
 import pytest
 from ray.tune.schedulers.pbt import _explore
@@ -77,7 +78,13 @@ def test_an_exploit_inherits_the_donors_schedule_up_to_the_checkpoint():
         (0, "trial_a", None), (2, "trial_a", "trial_b"), (4, "trial_c", "trial_a")]
     assert [aug_at(mine, e).rotate_limit for e in range(6)] == [25.0, 25.0, 10.0, 10.0, 5.0, 5.0]
     # a resume continues its own schedule unchanged
-    assert continue_schedule(mine, "trial_c", "trial_c", 5, Config()) == mine
+    assert continue_schedule(mine, "trial_c", "trial_c", 5, Config.from_dict({"aug": {"rotate_limit": 5.0}})) == mine
+    # resumed with other settings than its checkpoint's last ones (the search's state was saved before
+    # the exploit its checkpoint holds): the schedule records what trains from the resumed epoch on
+    other = continue_schedule(mine, "trial_c", "trial_c", 5, Config())
+    assert other[:-1] == mine and other[-1] == {"epoch": 5, "aug": asdict(Config().aug), "trial": "trial_c",
+                                                "from": None}
+    assert [aug_at(other, e).rotate_limit for e in range(7)] == [25.0, 25.0, 10.0, 10.0, 5.0, 25.0, 25.0]
 
 
 @pytest.mark.parametrize("to_epochs, changes", [(8, [0, 2, 4]), (16, [0, 4, 8]), (4, [0, 1, 2]), (2, [0, 1])])

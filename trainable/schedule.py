@@ -35,7 +35,14 @@ def continue_schedule(saved: list[dict] | None, saved_by: str | None, trial: str
     if not saved:  # a checkpoint of a version that kept no schedule
         saved = start_schedule(cfg, saved_by or trial)
     if saved_by == trial:
-        return [dict(s) for s in saved]
+        own = [dict(s) for s in saved]
+        if own[-1]["aug"] == asdict(cfg.aug):
+            return own
+        # resumed with other settings than its checkpoint last trained with: a population search's
+        # state saved before the exploit that its checkpoint already holds (a driver stopped between
+        # the two). The trial trains with cfg's settings from here, so the schedule says so.
+        kept = [s for s in own if s["epoch"] < epoch]
+        return [*kept, {"epoch": epoch, "aug": asdict(cfg.aug), "trial": trial, "from": None}]
     kept = [dict(s) for s in saved if s["epoch"] < epoch]
     return [*kept, {"epoch": epoch, "aug": asdict(cfg.aug), "trial": trial, "from": saved_by}]
 
