@@ -71,7 +71,7 @@ def scaled_probs(model: nn.Module, images: torch.Tensor, scales: Sequence[float]
         x = images if size == (h, w) else F.interpolate(images, size=size, mode="bilinear", align_corners=False)
         for flipped in (False, True) if flip else (False,):
             inp = torch.flip(x, dims=[3]) if flipped else x
-            logits = _predict_padded(model, inp).float()
+            logits = model_logits(model, inp)
             if flipped:
                 logits = torch.flip(logits, dims=[3])[:, flip_channels.to(logits.device)]
             yield scale, flipped, upsample(logits, out_size).softmax(dim=1)
