@@ -33,33 +33,47 @@ from trainable.layout import MODEL_FILE, RETRAIN_DIR, SUBMISSION_DIR
 def search(args) -> int:
     from search_spaces.driver import create_experiment
 
-    record = search_record(args)
-    return _fit(create_experiment(record, args.storage_path), record, args, restore=False)
+    # flags, name, storage, model and data checked before Ray starts (a refusal costs seconds), then
+    # the record built again with the hardware defaults of the cluster joined
+    create_experiment(search_record(args, None), args.storage_path, quiet=True)
+    cluster = _join(args)
+    record = search_record(args, cluster)
+    cluster.check_fits(record.trial)
+    return _fit(create_experiment(record, args.storage_path), record, args, cluster, restore=False)
 
 
-def search_record(args):  # the experiment record of search's flags (where Ray runs and writes is not in it)
+def search_record(args, cluster=None):  # the record of search's flags on ``cluster`` (none: the CPU defaults)
     from search_spaces.driver import new_record
 
     flags = {k: v for k, v in vars(args).items() if k not in ("space", "set", "storage_path", *RAY_FLAGS)}
-    return new_record(args.space, overrides=parse_overrides(args.set), **flags)
+    return new_record(args.space, cluster=cluster, overrides=parse_overrides(args.set), **flags)
 
 
 def resume(args) -> int:
     from search_spaces.driver import read_record
 
     exp_dir = Path(args.exp).expanduser().resolve()
-    return _fit(exp_dir, read_record(exp_dir, for_resume=True), args, restore=True)
+    record = read_record(exp_dir, for_resume=True)
+    cluster = _join(args)
+    cluster.check_fits(record.trial)  # the resources the search resolved when it started
+    return _fit(exp_dir, record, args, cluster, restore=True)
 
 
-def _fit(exp_dir: Path, record, args, restore: bool) -> int:
-    from analysis.summary import search_summary
-    from search_spaces.driver import check_storage, describe, run_search, start_ray
+def _join(args):
+    from search_spaces.driver import ClusterShape, start_ray
 
     start_ray(args.address, args.dashboard_host)
+    return ClusterShape.from_ray()
+
+
+def _fit(exp_dir: Path, record, args, cluster, restore: bool) -> int:
+    from analysis.summary import search_summary
+    from search_spaces.driver import check_storage, describe, run_search
+
     check_storage(exp_dir.parent, args.address)
-    print("\n".join(describe(exp_dir, record)))
+    print("\n".join(describe(exp_dir, record, cluster)))
     try:
-        interrupted = run_search(exp_dir, record, restore).interrupted
+        interrupted = run_search(exp_dir, record, restore, cluster=cluster).interrupted
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, after Tune's last saved state
         interrupted = "SIGINT twice, stopped at once"
     print("\n".join(search_summary(exp_dir, interrupted)))
@@ -141,7 +155,7 @@ RAY_FLAGS = [flag[2:].replace("-", "_") for flag in RAY]
 VERBS = {
     "search": (search, "sample and train configurations of a search space, ASHA stopping the weak ones", {}, {
         "--space": dict(required=True, help=", ".join(name for name, space in SPACES.items() if space)),
-        "--num-samples": dict(type=int, help="trials to sample (CPU default 12, GPU default 32)"),
+        "--num-samples": dict(type=int, help="trials to sample (default 12 on a cluster without GPUs, 32 with)"),
         "--max-epochs": dict(type=int, help="epochs of a full trial: ASHA's max_t (train.epochs)"),
         "--grace-period": dict(type=int, help="epochs before ASHA may stop a trial"),
         "--reduction-factor": dict(type=float, help="ASHA keeps 1/reduction_factor of the trials per rung"),
@@ -151,8 +165,10 @@ VERBS = {
                                                  f"exploits and explores: {', '.join(SCHEDULERS)} (default asha)"),
         "--perturbation-interval": dict(type=int, help="pbt, pb2: epochs between exploits (default a quarter of "
                                                        "train.epochs); --num-samples is the population"),
-        "--cpus-per-trial": dict(type=float, help="CPUs per trial"),
-        "--gpus-per-trial": dict(type=float, help="GPUs per trial; fractions pack small models (e.g. 0.25)"),
+        "--cpus-per-trial": dict(type=float, help="CPUs per trial (default: with GPUs, the GPU nodes' CPUs per "
+                                                  "trial slot, one left to Ray; else 1)"),
+        "--gpus-per-trial": dict(type=float, help="GPUs per trial (default 1 when the cluster has GPUs, else 0); "
+                                                  "fractions pack small models (e.g. 0.25)"),
         "--max-concurrent": dict(type=int, default=0, help="trials running at once (0: as resources allow)"),
         "--max-params": dict(type=int, help="parameter budget (model.max_params; default 2,000,000; 0: none)"),
         "--challenge": dict(help=f"follow an edition's rules (metric, budget, weights): {', '.join(CHALLENGES)}"),

@@ -161,7 +161,7 @@ def _reuse(on: bool) -> None:
 def _record(name: str):
     from search_spaces.driver import new_record
 
-    return new_record("augmentation", name=name, gpus=0, num_samples=TRIALS, max_epochs=EPOCHS,
+    return new_record("augmentation", name=name, num_samples=TRIALS, max_epochs=EPOCHS,
                       grace_period=EPOCHS, max_concurrent=TRIALS, cpus_per_trial=1, overrides={"data.image_size": 32})
 
 

@@ -138,7 +138,7 @@ def test_a_search_writes_its_holdout_and_the_audit_into_the_experiment(tiny_data
     root = _release_2025(tiny_data, tmp_path / "release")
     mirrored = root / "train/masks/4.png"
     Image.fromarray(FLIP_LUT[np.asarray(Image.open(mirrored))]).save(mirrored)
-    record = new_record("augmentation", name="exp", gpus=0, data=str(root), overrides={"data.mirrored": "fix"})
+    record = new_record("augmentation", name="exp", data=str(root), overrides={"data.mirrored": "fix"})
     (tmp_path / "exp").mkdir()
     _write_data_lists(tmp_path / "exp", record.config)
     assert record.config.data.holdout == str(tmp_path / "exp" / "holdout.txt")

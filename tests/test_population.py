@@ -102,12 +102,12 @@ def test_a_schedule_stretches_to_the_retrain(to_epochs, changes):
 ])
 def test_bad_population_settings_are_refused(space, flags, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(")):
-        new_record(space, gpus=0, scheduler="pbt", max_epochs=8, **flags)
+        new_record(space, scheduler="pbt", max_epochs=8, **flags)
 
 
 def test_a_perturbation_interval_needs_a_population_scheduler():
     with pytest.raises(UserError, match="--perturbation-interval 2: only a population search exploits"):
-        new_record("augmentation", gpus=0, perturbation_interval=2)
+        new_record("augmentation", perturbation_interval=2)
 
 
 def test_a_bad_population_flag_is_one_error_line(tmp_path):

@@ -22,7 +22,7 @@ from trainable.sources import data_root
 
 def test_the_synthetic_set_follows_the_image_size_the_user_set():
     # --set data.image_size=96 once trained 96 px trials on a set generated at the hardware's 64 px
-    record = new_record("augmentation", gpus=0, overrides={"data.image_size": 96})
+    record = new_record("augmentation", overrides={"data.image_size": 96})
     assert record.config.data.image_size == 96 and record.synthetic
     trial_data = get_space("augmentation").param_space(record.config)["data"]  # what every trial is given
     assert trial_data == record.config.to_dict()["data"] and trial_data["root"] == ""
@@ -34,11 +34,11 @@ def test_the_synthetic_set_follows_the_image_size_the_user_set():
 
 
 def test_max_epochs_is_the_config_key_and_asha_follows_it(tmp_path):
-    record = new_record("augmentation", gpus=0, overrides={"train.epochs": 2})
+    record = new_record("augmentation", overrides={"train.epochs": 2})
     assert record.max_t == 2 and record.grace_period == 2  # the hardware's grace period, within a full trial
-    assert new_record("augmentation", gpus=0, max_epochs=5).config.train.epochs == 5
+    assert new_record("augmentation", max_epochs=5).config.train.epochs == 5
     (tmp_path / "exp").mkdir()
-    tuner = build_tuner(tmp_path / "exp", new_record("augmentation", name="exp", gpus=0, max_epochs=3), restore=False)
+    tuner = build_tuner(tmp_path / "exp", new_record("augmentation", name="exp", max_epochs=3), restore=False)
     scheduler, searcher = tuner._local_tuner._tune_config.scheduler, tuner._local_tuner._tune_config.search_alg
     assert scheduler._max_t == 3 and searcher._max_t == 3  # ASHA's rungs and the PRUNED coupling: one value
 
@@ -53,16 +53,16 @@ def test_max_epochs_is_the_config_key_and_asha_follows_it(tmp_path):
 ])
 def test_flags_that_contradict_the_config_are_refused(flags, message):
     with pytest.raises(UserError) as e:
-        new_record("augmentation", gpus=0, **flags)
+        new_record("augmentation", **flags)
     assert message in str(e.value)
 
 
 def test_a_shorthand_flag_equal_to_its_set_is_accepted():
-    assert new_record("augmentation", gpus=0, max_epochs=3, overrides={"train.epochs": 3}).max_t == 3
+    assert new_record("augmentation", max_epochs=3, overrides={"train.epochs": 3}).max_t == 3
 
 
 def test_the_record_is_written_and_read_back_whole(tmp_path):
-    record = new_record("loss", name="exp", gpus=0, seed=3, num_samples=5, overrides={"optim.lr": 1e-3},
+    record = new_record("loss", name="exp", seed=3, num_samples=5, overrides={"optim.lr": 1e-3},
                         command="python launch.py ...")
     record.write(tmp_path)
     data = json.loads((tmp_path / EXPERIMENT_FILE).read_text())
@@ -80,7 +80,7 @@ def test_the_record_is_written_and_read_back_whole(tmp_path):
     (lambda d: d.update(version=9), "experiment record version 9, written by another version of facesearch"),
 ])
 def test_a_damaged_record_is_refused_naming_the_file_and_key(tmp_path, change, message):
-    new_record("augmentation", name="exp", gpus=0).write(tmp_path)
+    new_record("augmentation", name="exp").write(tmp_path)
     data = json.loads((tmp_path / EXPERIMENT_FILE).read_text())
     change(data)
     (tmp_path / EXPERIMENT_FILE).write_text(json.dumps(data))
@@ -146,20 +146,20 @@ def test_experiment_record_has_no_stored_copy_of_a_derived_value():
 @pytest.mark.parametrize("name, metric, max_params", [
     ("ai6126-2022", "val_miou", 0), ("ce7454-2024", "val_miou", 1_999_999), ("ce7454-2025", "val_fscore", 1_821_084)])
 def test_a_challenge_sets_the_metric_and_the_budget(tmp_path, name, metric, max_params):
-    record = new_record("augmentation", name="exp", gpus=0, challenge=name)
+    record = new_record("augmentation", name="exp", challenge=name)
     assert (record.challenge, record.metric, record.config.model.max_params) == (name, metric, max_params)
     record.write(tmp_path)
     assert read_record(tmp_path) == record
 
 
 def test_explicit_flags_override_a_challenge_but_its_rules_hold():
-    record = new_record("augmentation", gpus=0, challenge="ce7454-2025", max_params=5_000_000, metric="val_miou")
+    record = new_record("augmentation", challenge="ce7454-2025", max_params=5_000_000, metric="val_miou")
     assert record.config.model.max_params == 5_000_000 and record.metric == "val_miou"
-    assert new_record("augmentation", gpus=0, challenge="ai6126-2022",
+    assert new_record("augmentation", challenge="ai6126-2022",
                       overrides={"model.pretrained": "imagenet"}).config.model.pretrained == "imagenet"
     with pytest.raises(UserError, match=r"model\.pretrained=imagenet: the ce7454-2024 rules allow no pretrained"):
-        new_record("augmentation", gpus=0, challenge="ce7454-2024", overrides={"model.pretrained": "imagenet"})
+        new_record("augmentation", challenge="ce7454-2024", overrides={"model.pretrained": "imagenet"})
     with pytest.raises(UserError, match="valid challenges are ai6126-2022, ce7454-2024, ce7454-2025"):
-        new_record("augmentation", gpus=0, challenge="ce7454-2026")
-    assert new_record("augmentation", gpus=0).metric == "val_miou"  # no challenge: the course mIoU, 2,000,000
-    assert new_record("augmentation", gpus=0).config.model.max_params == 2_000_000
+        new_record("augmentation", challenge="ce7454-2026")
+    assert new_record("augmentation").metric == "val_miou"  # no challenge: the course mIoU, 2,000,000
+    assert new_record("augmentation").config.model.max_params == 2_000_000

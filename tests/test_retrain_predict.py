@@ -110,7 +110,7 @@ def test_cli_retrain_then_predict(tiny_master, tmp_path):
     exp = tmp_path / "exp"
     (exp / "trial_abc").mkdir(parents=True)
     cfg = Config.from_dict(tiny_config(tiny_master, train={"epochs": 1}))
-    new_record("augmentation", name="exp", gpus=0, overrides=flatten(cfg.to_dict())).write(exp)
+    new_record("augmentation", name="exp", overrides=flatten(cfg.to_dict())).write(exp)
     (exp / "trial_abc" / "params.json").write_text(json.dumps(cfg.to_dict()))
     row = {"epoch": 1, "training_iteration": 1, "val_miou": 5.0, "val_acc": 50.0, "time_total_s": 1.0, "done": True}
     (exp / "trial_abc" / "result.json").write_text(json.dumps(row) + "\n")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import math
+import os
 import shutil
 import sys
 import tempfile
@@ -69,6 +70,11 @@ def train_segmentation(config: dict) -> None:
 
     node = ray.get_runtime_context().get_node_id()
     threads = torch.get_num_threads()
+    gpus = ",".join(map(str, ray.get_gpu_ids()))  # Ray's choice, which it also put in CUDA_VISIBLE_DEVICES
+    if gpus and run.device.type != "cuda":  # e.g. GPUs declared to Ray (`ray start --num-gpus`) on a machine without
+        print(f"note: Ray gave this trial GPU {gpus} but torch sees no CUDA device there "
+              f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '')}); it trains on the CPU",
+              file=sys.stderr)
     for epoch in range(start, cfg.train.epochs):
         try:
             metrics = run_epoch(run, epoch)
@@ -77,6 +83,7 @@ def train_segmentation(config: dict) -> None:
             return
         metrics["node"] = node  # which machine of a cluster ran it
         metrics["threads"] = threads  # what a retrain needs to repeat the trial's figures on the CPU
+        metrics["device"], metrics["gpus"] = str(run.device), gpus  # what it trained on, and the GPUs Ray gave it
         with tempfile.TemporaryDirectory() as directory:
             _save_checkpoint(run, epoch + 1, directory, metrics)
             (Path(directory) / SCHEDULE_FILE).write_text(record)  # what a trial exploiting this one inherits

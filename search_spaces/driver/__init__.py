@@ -1,11 +1,13 @@
 """The search driver: a search space run as a Ray Tune experiment.
 
-    record = new_record("augmentation", name="aug-1", gpus=0)
-    exp_dir = create_experiment(record, "experiments")
     start_ray(None)
+    cluster = ClusterShape.from_ray()
+    record = new_record("augmentation", name="aug-1", cluster=cluster)
+    exp_dir = create_experiment(record, "experiments")
     outcome = run_search(exp_dir, record, restore=False)
 
-``record`` holds the typed experiment record and the hardware defaults; ``tuner`` builds the Tuner
+``record`` holds the typed experiment record and the hardware defaults; ``cluster`` reads the
+nodes of the Ray cluster and resolves what each trial gets; ``tuner`` builds the Tuner
 (ASHA + Optuna TPE, the progress table); ``searcher`` is the Optuna coupling (scheduler-stopped
 trials told as PRUNED); ``storage`` the file system through which Ray replaces every file whole;
 ``session`` starts or joins Ray and checks the storage; ``search`` runs a search from its checks to
@@ -18,6 +20,7 @@ and nothing in them imports the driver. Imports flow ``launch.py`` -> ``analysis
 the spaces -> ``trainable``.
 """
 
+from search_spaces.driver.cluster import ClusterShape, TrialResources
 from search_spaces.driver.record import HARDWARE, METRICS, RECORD_VERSION, ExperimentRecord, new_record, read_record
 from search_spaces.driver.search import SearchOutcome, create_experiment, describe, preflight, run_search, settle
 from search_spaces.driver.searcher import PrunedOptunaSearch, journal_storage, make_searcher, skip_finished_trials
@@ -30,9 +33,11 @@ __all__ = [
     "METRICS",
     "RAY_SETTINGS",
     "RECORD_VERSION",
+    "ClusterShape",
     "ExperimentRecord",
     "PrunedOptunaSearch",
     "SearchOutcome",
+    "TrialResources",
     "build_tuner",
     "check_storage",
     "create_experiment",

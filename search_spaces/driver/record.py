@@ -21,7 +21,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 from search_spaces import SearchSpace, get_space
 from search_spaces.algorithms import SCHEDULERS, SEARCHERS
+from search_spaces.driver.cluster import ClusterShape, TrialResources
 from search_spaces.population import POPULATION_SCHEDULERS, KeepInRange, explored
 from trainable.challenges import get_challenge
 from trainable.config import Config, flatten, merge_flags
@@ -81,19 +81,18 @@ class Hardware:
     num_samples: int
     grace_period: int
     reduction_factor: float
-    gpus_per_trial: float
 
 
 # On a CPU the whole default search is sized to finish in about ten minutes on two cores: small
-# images, a subset of the synthetic set, few epochs, more trials than rungs. With GPUs, a trial
-# takes as many CPUs as the machine has per GPU it uses, its loader workers all of them but one.
+# images, a subset of the synthetic set, few epochs, more trials than rungs. Which of the two a search
+# gets, and each trial's CPUs and GPUs, follow the cluster it runs on (cluster.py).
 HARDWARE = {
     "cpu": Hardware(config={"data.image_size": 64, "train.epochs": 8, "train.batch_size": 8, "data.max_train": 400,
                             "data.max_val": 100, "data.num_workers": 0},
-                    num_samples=12, grace_period=2, reduction_factor=3, gpus_per_trial=0.0),
+                    num_samples=12, grace_period=2, reduction_factor=3),
     "gpu": Hardware(config={"data.image_size": 512, "train.epochs": 30, "train.batch_size": 8, "data.max_train": 0,
                             "data.max_val": 0},
-                    num_samples=32, grace_period=3, reduction_factor=3, gpus_per_trial=1.0),
+                    num_samples=32, grace_period=3, reduction_factor=3),
 }
 
 
@@ -173,6 +172,11 @@ class ExperimentRecord:
         if self.ablation:
             return len(self.search_space.ablation_points(self.config, self.seeds))
         return self.num_samples
+
+    @property
+    def trial(self) -> TrialResources:
+        """What each trial asks Ray for."""
+        return TrialResources(self.cpus_per_trial, self.gpus_per_trial)
 
     @property
     def metric_name(self) -> str:
@@ -346,7 +350,7 @@ def read_record(exp_dir: str | Path, for_resume: bool = False) -> ExperimentReco
     return record
 
 
-def new_record(space: str, *, name: str | None = None, gpus: int | None = None,
+def new_record(space: str, *, name: str | None = None, cluster: ClusterShape | None = None,
                overrides: dict[str, Any] | None = None, data: str | None = None, seed: int | None = None,
                max_epochs: int | None = None, max_params: int | None = None, num_samples: int | None = None,
                grace_period: int | None = None, reduction_factor: float | None = None,
@@ -354,24 +358,22 @@ def new_record(space: str, *, name: str | None = None, gpus: int | None = None,
                ablation: bool = False, seeds: int = 1, metric: str | None = None, challenge: str | None = None,
                searcher: str | None = None, scheduler: str = "asha", perturbation_interval: int | None = None,
                command: str = "") -> ExperimentRecord:
-    """The record of a new search from its flags; ``gpus`` is how many GPUs the hardware defaults are
-    for (0: the CPU defaults; default: the GPUs visible here, unless ``gpus_per_trial`` is 0)."""
+    """The record of a new search from its flags; the hardware defaults follow ``cluster``, the Ray
+    cluster the search runs on (``ClusterShape.from_ray()`` once joined; none: the CPU defaults, unless
+    ``gpus_per_trial`` asks for GPUs)."""
     search_space = get_space(space)
     if search_space is None:
         raise UserError(_TTA_IS_NOT_SEARCHED)
-    if gpus is None:
-        gpus = _visible_gpus() if gpus_per_trial is None or gpus_per_trial > 0 else 0
-    hw = HARDWARE["gpu" if gpus else "cpu"]
+    trial = (cluster or ClusterShape(())).trial_resources(cpus_per_trial, gpus_per_trial)
+    hw = HARDWARE[trial.kind]
     rules = get_challenge(challenge) if challenge else None
     preset = {"model.max_params": rules.max_params} if rules else {}  # below the flags: explicit ones win
     flags = {SHORTHANDS[flag]: (f"--{flag.replace('_', '-')}", value) for flag, value in
              (("max_epochs", max_epochs), ("seed", seed), ("max_params", max_params),
               ("data", None if data is None else _data_folder(data)))}
     given = merge_flags(flags, flatten(overrides or {}))
-    gpus_per_trial = hw.gpus_per_trial if gpus_per_trial is None else gpus_per_trial
-    if cpus_per_trial is None:
-        cpus_per_trial = max(1, int((os.cpu_count() or 2) // max(1, gpus_per_trial))) if gpus else 1
-    derived = {"data.num_workers": max(1, int(cpus_per_trial) - 1)} if gpus else {}
+    # a GPU trial's loader workers: all of its CPUs but the one that drives the GPU
+    derived = {"data.num_workers": max(1, int(trial.cpus) - 1)} if trial.gpus else {}
     config = search_space.base_config({**hw.config, **derived, **preset, **given})
     if grace_period is None:  # the hardware's, within a full trial
         grace_period = min(hw.grace_period, config.train.epochs)
@@ -386,16 +388,10 @@ def new_record(space: str, *, name: str | None = None, gpus: int | None = None,
         name=name, space=space, config=config,
         num_samples=hw.num_samples if num_samples is None else num_samples, grace_period=grace_period,
         reduction_factor=float(hw.reduction_factor if reduction_factor is None else reduction_factor),
-        cpus_per_trial=float(cpus_per_trial), gpus_per_trial=float(gpus_per_trial), max_concurrent=max_concurrent,
+        cpus_per_trial=trial.cpus, gpus_per_trial=trial.gpus, max_concurrent=max_concurrent,
         ablation=ablation, seeds=seeds, metric=metric or (rules.metric if rules else "val_miou"),
         challenge=challenge or "", searcher=searcher or ("random" if population else "tpe"), scheduler=scheduler,
         perturbation_interval=perturbation_interval or 0, created=time.strftime("%Y-%m-%d %H:%M:%S"), command=command)
-
-
-def _visible_gpus() -> int:
-    import torch
-
-    return torch.cuda.device_count()
 
 
 def _data_folder(data: str) -> str:

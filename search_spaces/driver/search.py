@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from unittest.mock import patch  # patch.dict: set environment variables for a block, then restore them
 
+from search_spaces.driver.cluster import ClusterShape
 from search_spaces.driver.record import ExperimentRecord
 from search_spaces.driver.searcher import journal_storage
 from search_spaces.driver.session import check_storage, check_storage_early
@@ -53,9 +54,10 @@ class SearchOutcome:
     interrupted: str = ""
 
 
-def create_experiment(record: ExperimentRecord, storage_path: str) -> Path:
+def create_experiment(record: ExperimentRecord, storage_path: str, quiet: bool = False) -> Path:
     """The folder of a new search, after checking its name, its storage, its baseline model and its
-    data; nothing of the experiment is written yet (``run_search`` writes the record)."""
+    data; nothing of the experiment is written yet (``run_search`` writes the record). ``quiet``: the
+    checks alone, before Ray tells the hardware (no notes, no built-in set generated yet)."""
     name = record.name
     if not name.strip() or name in (".", "..") or any(sep in name for sep in "/\\"):
         raise UserError(f"--name {name!r}: must be a plain folder name (no '/' or '..'); use --storage-path to "
@@ -69,13 +71,13 @@ def create_experiment(record: ExperimentRecord, storage_path: str) -> Path:
     if exp_dir.exists():
         raise UserError(f"{exp_dir}: already exists; continue it with python launch.py resume {exp_dir} or choose "
                         f"another --name")
-    preflight(record.config)
+    preflight(record.config, quiet)
     check_storage(storage, None)
     return exp_dir
 
 
-def describe(exp_dir: Path, record: ExperimentRecord) -> list[str]:
-    """What a search prints before its trials start: where it writes, what it searches, how."""
+def describe(exp_dir: Path, record: ExperimentRecord, cluster: ClusterShape) -> list[str]:
+    """What a search prints before its trials start: where it writes, what it searches, how, on what."""
     base = record.config
     if record.ablation:
         how = f"ablation (one factor at a time, {record.seeds} seed(s)), {record.planned_trials} trials in full"
@@ -89,51 +91,69 @@ def describe(exp_dir: Path, record: ExperimentRecord) -> list[str]:
             f"rules:          {rules}{record.metric_name}, {budget}, "
             f"{'from scratch' if base.model.pretrained == 'none' else base.model.pretrained + ' weights'}",
             f"search:         space '{record.space}', {how}",
+            f"cluster:        {cluster.describe()}",
             f"each trial:     {record.cpus_per_trial:g} CPU, {record.gpus_per_trial:g} GPU, "
             f"{base.data.image_size} px, {record.max_t} epochs",
+            *(f"note: {note}" for note in cluster.notes(record.trial)),
             f"tensorboard:    tensorboard --logdir {exp_dir}"]
 
 
-def preflight(config: Config) -> Path:
+def preflight(config: Config, quiet: bool = False) -> Path | None:
     """Check the baseline model and the data before any trial starts: errors here cost seconds. The
     model goes first: its budget check is quick, a first pass over a large data set is not. Returns
     the data folder (the built-in synthetic set, generated now at the config's size, when
-    ``data.root`` is empty)."""
+    ``data.root`` is empty). ``quiet``: no notes, and the built-in set (never refused) not generated."""
     from trainable.data import scan_split, train_and_val
     from trainable.models import build_model
     from trainable.sources import data_root
 
     build_model(config.model, aux_head=config.loss.aux_weight > 0)
+    if quiet and not config.data.root:
+        return None
     notes: list[str] = []
     root = data_root(config.data, notes)
     for note in [*notes, *scan_split(root, "train", cache_dir=config.data.cache_dir).notes[:5]]:
-        print(f"note: {note}")  # before the validation split is checked, which may refuse the data
+        if not quiet:
+            print(f"note: {note}")  # before the validation split is checked, which may refuse the data
     notes = []
     _, val = train_and_val(root, config.data, notes)
     for note in [*notes, *val.notes[:5]]:
-        print(f"note: {note}")
+        if not quiet:
+            print(f"note: {note}")
     return root
 
 
-def run_search(exp_dir: Path, record: ExperimentRecord, restore: bool, trainable_fn=None) -> SearchOutcome:
+def run_search(exp_dir: Path, record: ExperimentRecord, restore: bool, trainable_fn=None,
+               cluster: ClusterShape | None = None) -> SearchOutcome:
     """Fit the experiment's Tuner (writing its record first when it is new) and settle it.
 
     Ctrl-C or SIGTERM ends the fit the way Tune ends an interrupted run: it saves the experiment
     state, and the trials it stopped continue from their checkpoints on ``resume``. A second signal
-    stops at once.
+    stops at once. ``cluster``: where it runs, to start as many trials at once as it holds.
     """
     restore = restore and has_tune_state(exp_dir)  # else killed before Tune first saved: start over there
     if not restore:  # (a record of an earlier version is upgraded as it starts over)
         exp_dir.mkdir(parents=True, exist_ok=True)
         _write_data_lists(exp_dir, record.config)
         record.write(exp_dir)
-    env = {**TUNE_ENV, **{k: os.environ[k] for k in TUNE_ENV if k in os.environ}, **TUNE_ENV_FORCED}
+    env = {**TUNE_ENV, **_pending(record, cluster)}
+    env = {**env, **{k: os.environ[k] for k in env if k in os.environ}, **TUNE_ENV_FORCED}
     with patch.dict(os.environ, env), _stop_on_signals() as received, _without_tunes_resume_hint():
         results = build_tuner(exp_dir, record, restore=restore, trainable_fn=trainable_fn).fit()
     if received:
         return SearchOutcome(results, interrupted=signal.Signals(received[0]).name)
     settle(results, exp_dir, record)
     return SearchOutcome(results)
+
+
+def _pending(record: ExperimentRecord, cluster: ClusterShape | None) -> dict[str, str]:
+    """How many trials Tune may start at once. Beside a search algorithm other than its own generator,
+    Tune starts one trial at a time unless told otherwise: the next is created only once the previous
+    one's process runs, and that process takes seconds to import torch, timm and smp, so short trials
+    never ran side by side even with free slots. As many as the cluster holds (or ``--max-concurrent``)
+    start together; the sampler draws their configurations as it would for trials running together."""
+    slots = record.max_concurrent or (cluster.trial_slots(record.trial) if cluster else 0)
+    return {"TUNE_MAX_PENDING_TRIALS_PG": str(max(1, min(slots, record.planned_trials)))} if slots else {}
 
 
 @contextlib.contextmanager

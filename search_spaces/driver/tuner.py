@@ -127,12 +127,13 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
 
 def progress_reporter(record: ExperimentRecord):
     """Tune's table with the columns a user watches: trial, status, each searched (or ablated)
-    parameter under its short name, the epoch and the metric; the best trial's line names only the
-    searched parameters, not the whole config. (Tune's newer output ignores a reporter: the search
-    turns it off, see ``search.run_search``.)"""
+    parameter under its short name, the epoch and the metric (and the device, when trials ask for
+    GPUs); the best trial's line names only the searched parameters, not the whole config. (Tune's
+    newer output ignores a reporter: the search turns it off, see ``search.run_search``.)"""
     keys = list(record.levels) if record.ablation else record.searched
+    device = {"device": "device"} if record.gpus_per_trial else {}  # a "GPU" torch cannot see trains on the CPU
     return _Progress(parameter_columns={k.replace(".", "/"): k.split(".")[-1] for k in keys},
-                     metric_columns={"epoch": "epoch", record.metric: record.metric_name},
+                     metric_columns={"epoch": "epoch", record.metric: record.metric_name, **device},
                      max_report_frequency=PROGRESS_EVERY_S, print_intermediate_tables=True)
 
 

@@ -37,7 +37,7 @@ def slow_sync(monkeypatch):
 def test_a_retry_from_an_older_checkpoint_neither_loses_nor_repeats_a_row(tmp_path, tmp_path_factory, slow_sync):
     marks = tmp_path / "marks"
     marks.mkdir()
-    record = new_record("augmentation", name="rows", gpus=0, num_samples=2, max_epochs=EPOCHS, grace_period=EPOCHS,
+    record = new_record("augmentation", name="rows", num_samples=2, max_epochs=EPOCHS, grace_period=EPOCHS,
                         max_concurrent=2, cpus_per_trial=1, overrides={"data.image_size": 32})
     with local_ray(tmp_path_factory.getbasetemp() / "cache"):
         trainable = make_trainable("raise", str(marks), epochs=EPOCHS, no_checkpoint=NO_CHECKPOINT, fail_at=FAIL_AT,
