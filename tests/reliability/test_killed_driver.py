@@ -138,16 +138,23 @@ def _writing_checkpoint(tmp: Path) -> bool:
     return any(tmp.glob(f"*/{TEMP_MARK}*-{CHECKPOINT_FILE}"))
 
 
-def wait_for(driver: Driver, moment: Moment | float, exp: Path, tmp: Path, seen: set[str]) -> None:
-    """Until the moment comes (or, for a number, that many seconds after the experiment exists)."""
+def _snapshots(exp: Path) -> set[str]:
+    """The experiment states there are; each driver's search names its own by its start time."""
+    return {p.name for p in exp.glob("experiment_state-*.json")} if exp.is_dir() else set()
+
+
+def wait_for(driver: Driver, moment: Moment | float, exp: Path, tmp: Path, seen: set[str],
+             snapshots: set[str]) -> None:
+    """Until the moment comes (or, for a number, that many seconds after this driver's search runs:
+    once it has published an experiment state of its own, i.e. one not in ``snapshots``)."""
     deadline = time.time() + WAIT_S
     since = None
     while time.time() < deadline:
         assert driver.proc.poll() is None, f"the search ended before the moment came:\n{driver.output()[-3000:]}"
         if (exp / "experiment.json").is_file():
             if isinstance(moment, float):
-                since = since or time.time()
-                if time.time() - since >= moment:
+                since = since or (time.time() if _snapshots(exp) - snapshots else None)
+                if since and time.time() - since >= moment:
                     return
             elif moment(exp, tmp, seen):
                 return
@@ -211,19 +218,24 @@ def check_resumed_search(exp: Path, finished_before: dict[str, list[dict]]) -> N
     assert not list(exp.rglob(f"{TEMP_MARK}*"))
 
 
+def _search_args(tiny_master: Path, tmp_path: Path) -> list[str]:
+    return ["--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path), "--name", "kill",
+            *SEARCH]
+
+
 def run_with_kills(tiny_master: Path, tmp_path: Path, moments: list[Moment | float]
                    ) -> tuple[Path, dict[str, list[dict]]]:
     """Start the search, kill the driver at each moment in turn (resuming after each), then resume
     to the end; returns the experiment and the rows of the trials the study had ended at the kills."""
     exp, tmp = tmp_path / "kill", tmp_path / "tmp"
     tmp.mkdir()
-    args = ["--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path), "--name", "kill",
-            *SEARCH]
+    args = _search_args(tiny_master, tmp_path)
     finished_before: dict[str, list[dict]] = {}
     for i, moment in enumerate(moments):
         seen = set(_rows(exp)) if exp.is_dir() else set()
+        snapshots = _snapshots(exp)
         driver = Driver(args if i == 0 else ["resume", str(exp)], tmp, tmp_path / f"run{i}.log")
-        wait_for(driver, moment, exp, tmp, seen)
+        wait_for(driver, moment, exp, tmp, seen, snapshots)
         driver.kill()
         check_records_whole(exp)
         rows = _rows(exp)
@@ -249,12 +261,34 @@ def test_driver_killed_at_trial_start_mid_epoch_and_checkpoint_write(tiny_master
     check_resumed_search(exp, finished_before)
 
 
+@pytest.fixture(scope="module")
+def search_seconds(tiny_master, tmp_path_factory) -> float:
+    """How long the search runs uninterrupted on this machine now: from its first experiment state to
+    the driver's exit."""
+    tmp_path = tmp_path_factory.mktemp("uninterrupted")
+    exp = tmp_path / "kill"
+    (tmp_path / "tmp").mkdir()
+    driver = Driver(_search_args(tiny_master, tmp_path), tmp_path / "tmp", tmp_path / "run.log")
+    deadline = time.time() + WAIT_S
+    while not _snapshots(exp) and driver.proc.poll() is None and time.time() < deadline:
+        time.sleep(0.002)
+    started = time.time()
+    code = driver.wait()
+    assert code == 0 and _snapshots(exp), driver.output()[-4000:]
+    return time.time() - started
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
-def test_driver_killed_at_random_moments(tiny_master, tmp_path, seed):
-    # seconds after the experiment folder exists (on a resume: at once), for each run
+def test_driver_killed_at_random_moments(tiny_master, tmp_path, search_seconds, seed):
+    # three moments of the search's own course, drawn within its first three quarters: each run is
+    # killed that many seconds after its search runs (a resumed one after it restored the experiment).
+    # A resume restarts its trials and loses their unsaved work, so the three runs together get less
+    # far than an uninterrupted search in the same time: every kill lands while the search runs.
     rng = random.Random(seed)
-    delays = [rng.uniform(2.0, 40.0) for _ in range(3)]
+    moments = sorted(rng.uniform(0.0, 0.75 * search_seconds) for _ in range(3))
+    delays = [b - a for a, b in zip([0.0, *moments], moments)]
+    print(f"uninterrupted: {search_seconds:.1f} s; kills {[round(d, 1) for d in delays]} s into the runs")
     exp, finished_before = run_with_kills(tiny_master, tmp_path, delays)
     check_resumed_search(exp, finished_before)
 
