@@ -83,23 +83,35 @@ def test_the_trials_a_cluster_runs_at_once(trial, slots):
     assert ClusterShape((HEAD, Node(8, 1))).trial_slots(trial) == slots
 
 
-@pytest.fixture
-def gpu_cluster(monkeypatch):
+@pytest.fixture(scope="module")
+def gpu_cluster():
     """A head without GPUs (the driver's side) and one worker with one declared GPU and 4 CPUs."""
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False})
-    worker = cluster.add_node(num_cpus=4, num_gpus=1)
-    cluster.wait_for_nodes()
-    yield cluster, worker
-    cluster.shutdown()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAY_AUTH_MODE", "disabled")
+        cluster = Cluster(initialize_head=True,
+                          head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False})
+        worker = cluster.add_node(num_cpus=4, num_gpus=1)
+        cluster.wait_for_nodes()
+        yield cluster, worker
+        cluster.shutdown()
 
 
-def _search(cluster: Cluster, data, storage, name: str, *flags: str) -> str:
+def _search(cluster: Cluster, data, storage, name: str, *flags: str, code: int = 0) -> str:
     proc = launch("search", "--space", "augmentation", "--data", str(data), "--storage-path", str(storage),
                   "--name", name, "--address", cluster.address, "--set", "data.image_size=64", *TINY, *flags)
     out = proc.communicate(timeout=600)[0]
-    assert proc.returncode == 0, out[-3000:]
+    assert proc.returncode == code, out[-3000:]
     return out
+
+
+def test_a_trial_no_node_of_the_cluster_can_hold_is_refused_at_once(gpu_cluster, tiny_master, tmp_path):
+    cluster, worker = gpu_cluster
+    out = _search(cluster, tiny_master, tmp_path, "big", "--gpus-per-trial", "2", code=2)
+    errors = [line for line in out.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: each trial asks for 1 CPU and 2 GPU, but no node of the cluster (2 nodes, 5 CPUs, 1 GPU "
+                      f"(on 1 node)) has that much; the largest has 4 CPU and 1 GPU ({worker.node_ip_address}): lower "
+                      "--cpus-per-trial or --gpus-per-trial, or add a node that fits"], out[-2000:]
+    assert "Traceback" not in out and not (tmp_path / "big").exists()
 
 
 def test_a_cpu_head_with_a_gpu_worker_gets_the_gpu_defaults_and_trains_there(gpu_cluster, tiny_master, tmp_path):

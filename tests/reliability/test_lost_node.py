@@ -1,5 +1,6 @@
-"""A worker node lost mid-search on a two-node Ray cluster on this machine: its trials continue on
-another node from their checkpoints, and the search completes."""
+"""A worker node lost mid-search on a Ray cluster on this machine (CPU nodes, or GPU nodes whose GPUs
+are declared to Ray): its trials continue on another node from their checkpoints, and the search
+completes."""
 
 from __future__ import annotations
 
@@ -20,17 +21,24 @@ SEARCH = ["--num-samples", "2", "--max-epochs", str(EPOCHS), "--grace-period", s
           "--set", "model.decoder_width=32", "--set", "loss.lovasz=0.5"]
 
 
-@pytest.fixture
-def cluster(monkeypatch):
-    """A head without CPUs (it runs the search's driver side, no trials) and one worker node with
-    room for both trials; a lost node is noticed within a few seconds."""
+# the worker nodes' resources, and the flags that fit both trials on one: CPU nodes, or GPU nodes (their
+# GPU declared to Ray, which schedules it as on a real one) with half a GPU per trial
+WORKERS = {"cpu": ({"num_cpus": 2}, []),
+           "gpu": ({"num_cpus": 2, "num_gpus": 1}, ["--gpus-per-trial", "0.5", "--cpus-per-trial", "1"])}
+
+
+@pytest.fixture(params=list(WORKERS))
+def cluster(request, monkeypatch):
+    """A head without CPUs or GPUs (it runs the search's driver side, no trials) and one worker node
+    with room for both trials; a lost node is noticed within a few seconds."""
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 0, "include_dashboard": False,
+        "num_cpus": 0, "num_gpus": 0, "include_dashboard": False,
         "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3}})
-    cluster.add_node(num_cpus=2)
+    resources, flags = WORKERS[request.param]
+    cluster.add_node(**resources)
     cluster.wait_for_nodes()
-    yield cluster
+    yield cluster, resources, flags
     cluster.shutdown()
 
 
@@ -46,11 +54,12 @@ def _rows(exp: Path) -> dict[str, list[dict]]:
 
 @pytest.mark.slow
 def test_trials_of_a_lost_node_resume_on_another_node(cluster, tiny_master, tmp_path):
+    cluster, resources, flags = cluster
     exp, tmp = tmp_path / "lost", tmp_path / "tmp"
     tmp.mkdir()
     (lost,) = cluster.worker_nodes
     driver = Driver(["--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path),
-                     "--name", "lost", "--address", cluster.address, *SEARCH], tmp, tmp_path / "run.log")
+                     "--name", "lost", "--address", cluster.address, *SEARCH, *flags], tmp, tmp_path / "run.log")
     try:
         deadline = time.time() + 600
         while time.time() < deadline:  # both trials running on the worker, each with a checkpoint
@@ -62,7 +71,7 @@ def test_trials_of_a_lost_node_resume_on_another_node(cluster, tiny_master, tmp_
         else:
             raise AssertionError("the trials did not report in time")
         cluster.remove_node(lost, allow_graceful=False)
-        replacement = cluster.add_node(num_cpus=2)
+        replacement = cluster.add_node(**resources)
         assert driver.wait(timeout=900) == 0, driver.output()[-4000:]
     finally:
         if driver.proc.poll() is None:
@@ -78,6 +87,7 @@ def test_trials_of_a_lost_node_resume_on_another_node(cluster, tiny_master, tmp_
         # continued after the checkpoints it had when the node was lost, not from epoch 1
         assert first_on_replacement > len(rows[name]) >= 1, name
         assert failures(exp / name) >= 1, name  # the loss was recorded as a failure, and retried
+        assert all(r["gpus"] for r in trial_rows) == ("num_gpus" in resources), name  # given a GPU where there are
     study = load_study(exp)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert "best trial" in driver.output()
