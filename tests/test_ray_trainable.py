@@ -16,7 +16,8 @@ from trainable.ray_trainable import train_segmentation
 
 @pytest.fixture(scope="module")
 def ray_session():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # a new instance, never a cluster `ray start` or a cluster_utils.Cluster has running on this machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
 

@@ -36,12 +36,14 @@ TINY_FLAGS = ["--max-epochs", "3", "--grace-period", "3", "--reduction-factor", 
 @contextlib.contextmanager
 def local_ray(cache: Path) -> Iterator[None]:
     """A Ray instance of this process for the test, whose workers keep derived data under ``cache``
-    (the workers inherit the environment Ray starts with, not the one a test sets later)."""
+    (the workers inherit the environment Ray starts with, not the one a test sets later). Always a new
+    instance: ``ray.init()`` would join a cluster that ``ray start`` or a ``cluster_utils.Cluster``
+    (which records its address as ``ray start`` does) has running on this machine."""
     import ray
 
     with pytest.MonkeyPatch.context() as env:
         env.setenv("FACESEARCH_CACHE", str(cache))
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
         try:
             yield
         finally:
