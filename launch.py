@@ -25,6 +25,7 @@ from trainable.cli import parse_verb
 from trainable.config import parse_overrides
 from trainable.errors import UserError, cli_errors
 from trainable.layout import MODEL_FILE, RETRAIN_DIR, SUBMISSION_DIR
+from trainable.objectstore import local, push, uri_of
 
 # Ray, torch, Optuna and the analysis are imported by the verb that needs them: a refused argument
 # or data set is then reported in seconds, before any of them loads.
@@ -52,7 +53,7 @@ def search_record(args, cluster=None):  # the record of search's flags on ``clus
 def resume(args) -> int:
     from search_spaces.driver import read_record
 
-    exp_dir = Path(args.exp).expanduser().resolve()
+    exp_dir = local(args.exp, checkpoints=False).resolve()  # an object store's: its mirror, pulled
     record = read_record(exp_dir, for_resume=True)
     cluster = _join(args)
     cluster.check_fits(record.trial)  # the resources the search resolved when it started
@@ -85,7 +86,7 @@ def tta(args) -> int:
     from search_spaces.tta import combinations_to_score
     from trainable.tta_search import print_tta_table, score_tta
 
-    checkpoint = checkpoint_of(args.target, args.trial)
+    checkpoint = checkpoint_of(local(args.target), args.trial)
     print(f"checkpoint:     {checkpoint}")
     print_tta_table(score_tta(checkpoint, combinations_to_score(), data=args.data, overrides=parse_overrides(args.set)))
     return 0
@@ -96,7 +97,7 @@ def retrain(args) -> int:
     from trainable.retrain import check_submission, format_results, plan_retrain
     from trainable.retrain import retrain as train_again
 
-    exp = load_experiment(args.exp)
+    exp = load_experiment(local(args.exp, checkpoints=False))
     if args.fixed and not exp.record.population:
         raise UserError(f"--fixed: {exp.path} is not a population search (--scheduler pbt or pb2), so its trials "
                         f"have no augmentation schedule to replace; drop --fixed")
@@ -121,14 +122,18 @@ def retrain(args) -> int:
         job = jobs[0]
         print("\n".join(format_result(predict_folder(job.out / MODEL_FILE, None, job.out / SUBMISSION_DIR,
                                                      submission=args.submission))))
+    for job in jobs:
+        if uri_of(job.out):  # a retrain of an object store's experiment goes back into it
+            print(f"uploaded to {push(job.out)}")
     return 0
 
 
 def predict(args) -> int:
     from trainable.predict import format_result, parse_scales, predict_folder
 
-    result = predict_folder(args.model, args.images, args.out, scales=parse_scales(args.tta), flip=args.flip or None,
-                            size=args.size, zip_path=args.zip, force=args.force, submission=args.submission)
+    result = predict_folder(local(args.model), args.images, args.out, scales=parse_scales(args.tta),
+                            flip=args.flip or None, size=args.size, zip_path=args.zip, force=args.force,
+                            submission=args.submission)
     print("\n".join(format_result(result)))
     return 0
 

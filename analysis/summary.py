@@ -15,6 +15,7 @@ from analysis.load import load_experiment
 from analysis.rank import best_first
 from search_spaces.driver.record import read_record
 from trainable.layout import JOURNAL_FILE, trial_dirs
+from trainable.objectstore import uri_of
 
 __all__ = ["search_summary"]
 
@@ -24,14 +25,15 @@ ENDED = ("completed", "stopped", "diverged", "errored", "refused")  # statuses (
 def search_summary(exp_dir: str | Path, interrupted: str = "") -> list[str]:
     """The lines to print after a fit of ``exp_dir``; ``interrupted`` names the signal that stopped it."""
     exp_dir = Path(exp_dir)
+    shown = uri_of(exp_dir) or exp_dir  # an object store's experiment by its URI, not its local mirror
     exp = load_experiment(exp_dir) if trial_dirs(exp_dir) else None
     record = exp.record if exp else read_record(exp_dir)
     kinds = exp.trials["status"].astype(str).str.split().str[0] if exp else pd.Series(dtype=str)
     if interrupted:
         return [f"interrupted ({interrupted}): {int(kinds.isin(ENDED).sum())} of {record.planned_trials} trials "
                 f"ended; the search's state is saved",
-                f"experiment      {exp_dir}",
-                f"resume with     python launch.py resume {exp_dir}"]
+                f"experiment      {shown}",
+                f"resume with     python launch.py resume {shown}"]
     if exp is None:
         return [f"no trial reported a result; see the trial logs under {exp_dir}"]
 
@@ -49,10 +51,10 @@ def search_summary(exp_dir: str | Path, interrupted: str = "") -> list[str]:
         lines.append(f"baseline        {_scored(baseline.iloc[0], record)}")
     counts = kinds.map(lambda k: "stopped by ASHA" if k == "stopped" else k).value_counts()
     lines.append(f"trials          {len(exp.trials)} ended: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
-    lines.append(f"experiment      {exp_dir}")
+    lines.append(f"experiment      {shown}")
     if record.has_study:
         lines.append(f"optuna study    optuna-dashboard {exp_dir / JOURNAL_FILE}")
-    return [*lines, "next:", f"  python -m analysis {exp_dir}", f"  python launch.py retrain {exp_dir}"]
+    return [*lines, "next:", f"  python -m analysis {shown}", f"  python launch.py retrain {shown}"]
 
 
 def _scored(row, record) -> str:

@@ -10,6 +10,8 @@ import torch
 
 from trainable.synthetic import generate
 
+pytest_plugins = ["tests.objectstore"]  # object_store: a local S3 endpoint
+
 # in-process trainings run beside Ray trials on small CI machines: one thread each avoids oversubscription
 torch.set_num_threads(1)
 

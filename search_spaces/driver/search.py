@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from search_spaces.driver.tuner import build_tuner
 from trainable.config import Config
 from trainable.errors import UserError
 from trainable.layout import (
+    EXPERIMENT_FILE,
     HOLDOUT_FILE,
     JOURNAL_FILE,
     MIRRORED_FILE,
@@ -29,6 +31,7 @@ from trainable.layout import (
     replacing,
     trial_dirs,
 )
+from trainable.objectstore import filesystem, is_uri, mirror_of, move, pull, push, uri_of
 
 __all__ = ["SearchOutcome", "create_experiment", "describe", "preflight", "run_search", "settle"]
 
@@ -64,15 +67,31 @@ def create_experiment(record: ExperimentRecord, storage_path: str, quiet: bool =
                         f"choose where it goes")
     if len(name.encode()) > 200:  # with Ray's suffixes, under the 255-byte limit of a file name
         raise UserError(f"--name {name[:20]}...: {len(name.encode())} bytes long; choose a name of at most 200")
+    if is_uri(storage_path):
+        return _create_in_store(f"{storage_path.rstrip('/')}/{name}", record, quiet)
     storage = Path(storage_path).expanduser().resolve()
-    if "://" not in storage_path:
-        check_storage_early(storage)
+    check_storage_early(storage)
     exp_dir = storage / record.name
     if exp_dir.exists():
         raise UserError(f"{exp_dir}: already exists; continue it with python launch.py resume {exp_dir} or choose "
                         f"another --name")
     preflight(record.config, quiet)
     check_storage(storage, None)
+    return exp_dir
+
+
+def _create_in_store(uri: str, record: ExperimentRecord, quiet: bool) -> Path:
+    """A new search in an object store: the store reached and the name free there; its local mirror,
+    where the driver keeps what it writes before uploading it, is returned."""
+    fs, path = filesystem(uri)
+    if fs.get_file_info(f"{path}/{EXPERIMENT_FILE}").size is not None:
+        raise UserError(f"{uri}: already exists; continue it with python launch.py resume {uri} or choose "
+                        f"another --name")
+    preflight(record.config, quiet)
+    exp_dir = mirror_of(uri)
+    if not quiet and exp_dir.exists():  # a mirror of an experiment the store no longer holds
+        shutil.rmtree(exp_dir)
+    check_storage(exp_dir.parent, None)
     return exp_dir
 
 
@@ -86,7 +105,7 @@ def describe(exp_dir: Path, record: ExperimentRecord, cluster: ClusterShape) -> 
     data = f"the built-in synthetic set at {base.data.image_size} px" if record.synthetic else base.data.root
     rules = f"{record.challenge}: " if record.challenge else ""
     budget = f"at most {base.model.max_params:,} parameters" if base.model.max_params else "no parameter budget"
-    return [f"results:        {exp_dir}",
+    return [f"results:        {uri_of(exp_dir) or exp_dir}",
             f"data:           {data}",
             f"rules:          {rules}{record.metric_name}, {budget}, "
             f"{'from scratch' if base.model.pretrained == 'none' else base.model.pretrained + ' weights'}",
@@ -95,7 +114,7 @@ def describe(exp_dir: Path, record: ExperimentRecord, cluster: ClusterShape) -> 
             f"each trial:     {record.cpus_per_trial:g} CPU, {record.gpus_per_trial:g} GPU, "
             f"{base.data.image_size} px, {record.max_t} epochs",
             *(f"note: {note}" for note in cluster.notes(record.trial)),
-            f"tensorboard:    tensorboard --logdir {exp_dir}"]
+            f"tensorboard:    tensorboard --logdir {uri_of(exp_dir) or exp_dir}"]
 
 
 def preflight(config: Config, quiet: bool = False) -> Path | None:
@@ -136,10 +155,14 @@ def run_search(exp_dir: Path, record: ExperimentRecord, restore: bool, trainable
         exp_dir.mkdir(parents=True, exist_ok=True)
         _write_data_lists(exp_dir, record.config)
         record.write(exp_dir)
+        if uri_of(exp_dir):
+            push(exp_dir)  # the record and the data lists, before any trial
     env = {**TUNE_ENV, **_pending(record, cluster)}
     env = {**env, **{k: os.environ[k] for k in env if k in os.environ}, **TUNE_ENV_FORCED}
     with patch.dict(os.environ, env), _stop_on_signals() as received, _without_tunes_resume_hint():
         results = build_tuner(exp_dir, record, restore=restore, trainable_fn=trainable_fn).fit()
+    if uri_of(exp_dir):
+        pull(uri_of(exp_dir), checkpoints=False)  # what the trials wrote, for the summary and settle
     if received:
         return SearchOutcome(results, interrupted=signal.Signals(received[0]).name)
     settle(results, exp_dir, record)
@@ -228,6 +251,8 @@ def settle(results, exp_dir: Path, record: ExperimentRecord) -> None:
         if d.name not in known:
             (exp_dir / ORPHANED_DIR).mkdir(exist_ok=True)
             d.rename(exp_dir / ORPHANED_DIR / d.name)
+            if uri_of(exp_dir):
+                move(f"{uri_of(exp_dir)}/{d.name}", f"{uri_of(exp_dir)}/{ORPHANED_DIR}/{d.name}")
             print(f"note: {d.name} was started before the driver stopped but never recorded; moved to "
                   f"{ORPHANED_DIR}/")
     if record.has_study:

@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces.algorithms import SEARCHERS
+from trainable.objectstore import push, uri_of
 
 __all__ = ["REFUSED_CONSTRAINT", "TUNE_TRIAL_ATTR", "PrunedOptunaSearch", "journal_storage", "make_searcher",
            "skip_finished_trials"]
@@ -36,7 +37,21 @@ logger = logging.getLogger(__name__)
 
 
 def journal_storage(path: str | Path) -> JournalStorage:
-    return JournalStorage(JournalFileBackend(str(path)))
+    """The study kept in the journal file ``path``; in an object store's mirror, each change is also
+    uploaded whole, so the store holds every trial the study has been told of."""
+    return JournalStorage((_UploadedJournal if uri_of(path) else JournalFileBackend)(str(path)))
+
+
+class _UploadedJournal(JournalFileBackend):
+    """A journal file in an object store's mirror, uploaded whole after every append (a few kB, one PUT)."""
+
+    def __init__(self, file_path: str) -> None:
+        super().__init__(file_path)
+        self.local = Path(file_path)
+
+    def append_logs(self, logs: list[dict]) -> None:
+        super().append_logs(logs)
+        push(self.local)
 
 
 class PrunedOptunaSearch(OptunaSearch):

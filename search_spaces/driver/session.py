@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from trainable.errors import UserError
+from trainable.objectstore import uri_of
 
 __all__ = ["check_storage", "check_storage_early", "start_ray"]
 
@@ -44,7 +45,7 @@ def check_storage(path: Path, address: str | None) -> None:
         import ray
 
         nodes = [n for n in ray.nodes() if n.get("Alive")]
-        if len(nodes) > 1 and "://" not in str(path):
+        if len(nodes) > 1 and not uri_of(path):  # (an object store's mirror is the driver's alone)
             print(f"note: {len(nodes)} nodes in the cluster: {path} must be the same shared folder (NFS) on every "
                   f"node, or pass --storage-path s3://... / gs://...; a node-local path loses trials' results")
 

@@ -18,6 +18,7 @@ from search_spaces.driver.results import ProgressRecord, ResultRecord
 from search_spaces.driver.searcher import make_searcher, skip_finished_trials
 from search_spaces.driver.storage import storage_filesystem
 from trainable.layout import JOURNAL_FILE, remove_partial_files, trial_dir_name
+from trainable.objectstore import uri_of
 
 __all__ = ["RAY_SETTINGS", "build_tuner", "progress_reporter"]
 
@@ -73,10 +74,12 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
     if record.has_study:
         fn = skip_finished_trials(fn, journal, record.name)
     trainable = tune.with_resources(fn, {"cpu": record.cpus_per_trial, "gpu": record.gpus_per_trial})
+    uri = uri_of(exp_dir)  # an experiment in an object store: Ray writes there, the driver's files to the mirror
     if restore:
-        remove_partial_files(exp_dir)  # left by a driver or worker killed while writing
-        return tune.Tuner.restore(str(exp_dir), trainable, resume_unfinished=True, resume_errored=True,
-                                  storage_filesystem=storage_filesystem(exp_dir, snapshot))
+        if not uri:
+            remove_partial_files(exp_dir)  # left by a driver or worker killed while writing
+        return tune.Tuner.restore(uri or str(exp_dir), trainable, resume_unfinished=True, resume_errored=True,
+                                  storage_filesystem=storage_filesystem(uri or exp_dir, snapshot))
 
     if record.ablation:
         points = space.ablation_points(base, record.seeds)
@@ -106,9 +109,9 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
                                     reuse_actors=rs["reuse_actors"]),
         run_config=tune.RunConfig(
-            name=exp_dir.name, storage_path=str(exp_dir.parent),
+            name=exp_dir.name, storage_path=uri.rsplit("/", 1)[0] if uri else str(exp_dir.parent),
             # files replaced whole, snapshots published whole: a kill truncates or tears none
-            storage_filesystem=storage_filesystem(exp_dir, snapshot),
+            storage_filesystem=storage_filesystem(uri or exp_dir, snapshot),
             # a population keeps every checkpoint: a trial exploits another's checkpoint of the boundary,
             # which the best-two rule could delete while the exploiting trial waits for a CPU
             checkpoint_config=(tune.CheckpointConfig() if record.population else
