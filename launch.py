@@ -36,11 +36,13 @@ def search(args) -> int:
 
     # flags, name, storage, model and data checked before Ray starts (a refusal costs seconds), then
     # the record built again with the hardware defaults of the cluster joined
-    create_experiment(search_record(args, None), args.storage_path, quiet=True)
+    checked = search_record(args)
+    create_experiment(checked, args.storage_path, before_ray=True)
     cluster = _join(args)
     record = search_record(args, cluster)
     cluster.check_fits(record.trial)
-    return _fit(create_experiment(record, args.storage_path), record, args, cluster, restore=False)
+    exp_dir = create_experiment(record, args.storage_path, notes=record.synthetic or record.config != checked.config)
+    return _fit(exp_dir, record, args, cluster, restore=False)
 
 
 def search_record(args, cluster=None):  # the record of search's flags on ``cluster`` (none: the CPU defaults)

@@ -10,7 +10,7 @@ from ray.cluster_utils import Cluster
 
 from search_spaces.driver import ClusterShape, TrialResources, new_record
 from search_spaces.driver.cluster import Node
-from tests.test_launch import TINY, launch, trial_results
+from tests.test_launch import ROOT, TINY, launch, trial_results
 from trainable.errors import UserError
 
 HEAD = Node(cpus=4, gpus=0)  # a CPU-only head, as KubeRay and most SLURM setups have
@@ -140,3 +140,32 @@ def test_four_quarter_gpu_trials_run_at_once_on_one_gpu(gpu_cluster, tiny_master
     spans = [(rows[0]["timestamp"] - rows[0]["time_total_s"], rows[-1]["timestamp"]) for rows in results.values()]
     assert max(start for start, _ in spans) < min(end for _, end in spans), spans  # all four ran at one moment
     assert all(len(rows) == epochs and {r["node"] for r in rows} == {worker.node_id} for rows in results.values())
+
+
+def test_the_kuberay_manifest_runs_a_valid_search_on_a_cpu_head_and_gpu_workers():
+    import shlex
+
+    import yaml
+
+    import launch
+
+    job = yaml.safe_load((ROOT / "search_spaces" / "driver" / "rayjob.yaml").read_text())
+    assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob")
+    spec = job["spec"]["rayClusterSpec"]
+    head = spec["headGroupSpec"]
+    (head_container,) = head["template"]["spec"]["containers"]
+    assert head["rayStartParams"]["num-gpus"] == "0" and "nvidia.com/gpu" not in head_container["resources"]["limits"]
+    workers = []
+    for group in spec["workerGroupSpecs"]:
+        (container,) = group["template"]["spec"]["containers"]
+        limits = container["resources"]["limits"]
+        workers += [Node(float(limits["cpu"]), float(limits["nvidia.com/gpu"]))] * group["replicas"]
+        assert container["envFrom"] == head_container["envFrom"]  # every pod reaches the object store
+    # the entrypoint is a command line launch.py takes, joining the job's cluster, writing to the object store
+    argv = shlex.split(job["spec"]["entrypoint"])
+    assert argv[:2] == ["python", "launch.py"]
+    verb, args = launch.parse(argv[2:])
+    assert verb == "search" and args.address == "auto" and args.storage_path.startswith("s3://")
+    # what each trial gets on that cluster, as its comment says: a GPU, and a worker's CPUs per GPU less one
+    cluster = ClusterShape((Node(float(head_container["resources"]["limits"]["cpu"]), 0), *workers))
+    assert launch.search_record(args, cluster).trial == TrialResources(7, 1)

@@ -94,13 +94,14 @@ def test_a_search_on_s3_and_every_verb_that_reads_it(object_store, tiny_master, 
     assert len(list((tmp_path / "preds").glob("*.png"))) == len(list((tiny_master / "test" / "test_image").iterdir()))
 
 
-def test_a_search_on_s3_refuses_an_unreachable_store_and_an_existing_name(object_store, tiny_master, monkeypatch):
-    _run("search", *SEARCH, "--num-samples", "1", "--max-epochs", "1", "--data", str(tiny_master),
-         "--storage-path", object_store.url("x"), "--name", "taken")
+def test_a_search_on_s3_refuses_an_unreachable_store_and_an_existing_name(object_store, tiny_master,
+                                                                            monkeypatch):
+    object_store.client.put_object(Bucket=object_store.bucket, Key="x/taken/experiment.json", Body=b"{}")
     proc = launch("search", *SEARCH, "--data", str(tiny_master), "--storage-path", object_store.url("x"),
                   "--name", "taken")
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 2 and f"error: {object_store.url('x/taken')}: already exists" in out, out[-2000:]
+    assert object_store.keys("x/") == {"x/taken/experiment.json"}  # nothing written, nothing replaced
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
     proc = launch("search", *SEARCH, "--data", str(tiny_master), "--storage-path", object_store.url("y"))
     out = proc.communicate(timeout=300)[0]

@@ -57,10 +57,12 @@ class SearchOutcome:
     interrupted: str = ""
 
 
-def create_experiment(record: ExperimentRecord, storage_path: str, quiet: bool = False) -> Path:
+def create_experiment(record: ExperimentRecord, storage_path: str, before_ray: bool = False,
+                      notes: bool = True) -> Path:
     """The folder of a new search, after checking its name, its storage, its baseline model and its
-    data; nothing of the experiment is written yet (``run_search`` writes the record). ``quiet``: the
-    checks alone, before Ray tells the hardware (no notes, no built-in set generated yet)."""
+    data; nothing of the experiment is written yet (``run_search`` writes the record). ``before_ray``:
+    the checks before Ray tells the hardware (the built-in set, never refused, is not generated yet);
+    ``notes``: print the data check's notes."""
     name = record.name
     if not name.strip() or name in (".", "..") or any(sep in name for sep in "/\\"):
         raise UserError(f"--name {name!r}: must be a plain folder name (no '/' or '..'); use --storage-path to "
@@ -68,28 +70,28 @@ def create_experiment(record: ExperimentRecord, storage_path: str, quiet: bool =
     if len(name.encode()) > 200:  # with Ray's suffixes, under the 255-byte limit of a file name
         raise UserError(f"--name {name[:20]}...: {len(name.encode())} bytes long; choose a name of at most 200")
     if is_uri(storage_path):
-        return _create_in_store(f"{storage_path.rstrip('/')}/{name}", record, quiet)
+        return _create_in_store(f"{storage_path.rstrip('/')}/{name}", record, before_ray, notes)
     storage = Path(storage_path).expanduser().resolve()
     check_storage_early(storage)
     exp_dir = storage / record.name
     if exp_dir.exists():
         raise UserError(f"{exp_dir}: already exists; continue it with python launch.py resume {exp_dir} or choose "
                         f"another --name")
-    preflight(record.config, quiet)
+    preflight(record.config, before_ray, notes)
     check_storage(storage, None)
     return exp_dir
 
 
-def _create_in_store(uri: str, record: ExperimentRecord, quiet: bool) -> Path:
+def _create_in_store(uri: str, record: ExperimentRecord, before_ray: bool, notes: bool) -> Path:
     """A new search in an object store: the store reached and the name free there; its local mirror,
     where the driver keeps what it writes before uploading it, is returned."""
     fs, path = filesystem(uri)
     if fs.get_file_info(f"{path}/{EXPERIMENT_FILE}").size is not None:
         raise UserError(f"{uri}: already exists; continue it with python launch.py resume {uri} or choose "
                         f"another --name")
-    preflight(record.config, quiet)
+    preflight(record.config, before_ray, notes)
     exp_dir = mirror_of(uri)
-    if not quiet and exp_dir.exists():  # a mirror of an experiment the store no longer holds
+    if not before_ray and exp_dir.exists():  # a mirror of an experiment the store no longer holds
         shutil.rmtree(exp_dir)
     check_storage(exp_dir.parent, None)
     return exp_dir
@@ -117,27 +119,27 @@ def describe(exp_dir: Path, record: ExperimentRecord, cluster: ClusterShape) -> 
             f"tensorboard:    tensorboard --logdir {uri_of(exp_dir) or exp_dir}"]
 
 
-def preflight(config: Config, quiet: bool = False) -> Path | None:
+def preflight(config: Config, before_ray: bool = False, notes: bool = True) -> Path | None:
     """Check the baseline model and the data before any trial starts: errors here cost seconds. The
     model goes first: its budget check is quick, a first pass over a large data set is not. Returns
     the data folder (the built-in synthetic set, generated now at the config's size, when
-    ``data.root`` is empty). ``quiet``: no notes, and the built-in set (never refused) not generated."""
+    ``data.root`` is empty; ``before_ray``: not yet, as it is never refused); ``notes``: print the notes."""
     from trainable.data import scan_split, train_and_val
     from trainable.models import build_model
     from trainable.sources import data_root
 
     build_model(config.model, aux_head=config.loss.aux_weight > 0)
-    if quiet and not config.data.root:
+    if before_ray and not config.data.root:
         return None
-    notes: list[str] = []
-    root = data_root(config.data, notes)
-    for note in [*notes, *scan_split(root, "train", cache_dir=config.data.cache_dir).notes[:5]]:
-        if not quiet:
+    found: list[str] = []
+    root = data_root(config.data, found)
+    for note in [*found, *scan_split(root, "train", cache_dir=config.data.cache_dir).notes[:5]]:
+        if notes:
             print(f"note: {note}")  # before the validation split is checked, which may refuse the data
-    notes = []
-    _, val = train_and_val(root, config.data, notes)
-    for note in [*notes, *val.notes[:5]]:
-        if not quiet:
+    found = []
+    _, val = train_and_val(root, config.data, found)
+    for note in [*found, *val.notes[:5]]:
+        if notes:
             print(f"note: {note}")
     return root
 
