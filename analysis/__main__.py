@@ -30,13 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     exp = load_experiment(local(args.exp_dir, checkpoints=False))
     out = args.out or exp.path / ANALYSIS_DIR
     report = write_report(exp, out, formats)
-    if uri_of(out):  # the analysis of an object store's experiment goes back into it, beside its trials
-        print(f"uploaded to {push(out)}")
     print(f"analysed {len(exp.trials)} trials of {exp.path.name} in {time.time() - start:.1f} s")
     print(f"report:  {report}")
     print(f"tables:  {out / TABLES_DIR}  ({', '.join(formats)})")
     print(f"plots:   {out / PLOTS_DIR}")
     print(f"data:    {out / TRIALS_FILE}")
+    if uri_of(out):  # the analysis of an object store's experiment goes back into it, beside its trials
+        print(f"uploaded to {push(out)}")
     return 0
 
 
