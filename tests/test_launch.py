@@ -133,48 +133,6 @@ def _get_status(url: str) -> int | None:
     return None
 
 
-# the same promise as tests/reliability/test_killed_driver.py's default test, which also checks the
-# analysis of the resumed experiment: slow, to keep the default run short
-@pytest.mark.slow
-def test_killed_search_resumes_without_losing_or_rerunning_trials(tiny_master, tmp_path):
-    args = ["--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path), "--name", "kill",
-            "--max-concurrent", "1", *TINY_SEARCH]
-    proc = launch(*args, start_new_session=True)
-    exp = tmp_path / "kill"
-    deadline = time.time() + 300
-    while time.time() < deadline:  # kill the driver once two trials have finished
-        if exp.exists() and sum(1 for t in _journal_trials(exp) if t.state.is_finished()) >= 2:
-            break
-        time.sleep(0.5)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = trial_results(exp)
-    finished_before = {t.number for t in _journal_trials(exp) if t.state.is_finished()}
-    assert len(finished_before) >= 2
-
-    resumed = launch("resume", str(exp))
-    out = resumed.communicate(timeout=600)[0]
-    assert resumed.returncode == 0, out[-3000:]
-    after = trial_results(exp)
-    assert len(after) == 6
-    study = load_study(exp)
-    assert all(t.state.is_finished() for t in study.trials)
-    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials) == 6
-    for name, rows in after.items():
-        iterations = [r["training_iteration"] for r in rows]
-        assert iterations == list(range(1, len(rows) + 1)), name  # no epoch trained twice
-    finished_dirs = [n for n, rows in before.items() if rows and (len(rows) == 3 or _stopped(rows))]
-    for name in finished_dirs:
-        assert after[name] == before[name], name  # a finished trial is neither lost nor rerun
-    # the analysis of the resumed experiment: every epoch of every trial, once (learning curves unbroken)
-    from analysis import load_experiment
-
-    exp_read = load_experiment(exp)
-    for name, rows in after.items():
-        epochs = exp_read.epochs.loc[exp_read.epochs["trial"] == name, "epoch"].tolist()
-        assert epochs == list(range(1, len(rows) + 1)) and len(rows) >= 1, name
-
-
 # SIGTERM takes the same path as Ctrl-C (only the signal differs): slow, to keep the default run short
 @pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, id="ctrl-c"),
                                  pytest.param(signal.SIGTERM, id="sigterm", marks=pytest.mark.slow)])
@@ -207,10 +165,6 @@ def test_ctrl_c_saves_the_search_and_resume_finishes_it(tiny_master, tmp_path, s
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     for name, rows in trial_results(exp).items():
         assert [r["epoch"] for r in rows] == [1, 2], name
-
-
-def _stopped(rows: list[dict]) -> bool:
-    return bool(rows[-1].get("done"))
 
 
 def _journal_trials(exp: Path) -> list:
