@@ -63,7 +63,6 @@ import functools
 import json
 import math
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -77,6 +76,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+from bench.tune_overhead import load_avg, machine, output_to  # noqa: E402 (after the path it is found by)
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local benchmark cluster needs no token
 
@@ -222,25 +223,6 @@ def make_record(name: str, data: Path, trials: int, epochs: int, cpus_per_trial:
     return launch.search_record(args, cluster)
 
 
-@contextlib.contextmanager
-def output_to(path: Path):
-    """This process's stdout and stderr (file descriptors, so Ray's and Tune's output too) to ``path``."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(path, "a") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            for fd, copy in zip((1, 2), saved, strict=True):
-                os.dup2(copy, fd)
-                os.close(copy)
-
-
 def cpu_self() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -279,7 +261,7 @@ def run_row(spec: dict) -> dict:
     work, log = Path(spec["work"]), Path(spec["log"])
     trials, concurrent, cpt = spec["trials"], spec["concurrent"], spec["cpus_per_trial"]
     t = time.perf_counter()
-    with output_to(log):
+    with open(log, "a") as out, output_to(out):
         # as start_ray starts a local cluster, with the CPUs declared
         ray.init(address="local", num_cpus=math.ceil(concurrent * cpt - 1e-9), include_dashboard=True,
                  dashboard_host="127.0.0.1", log_to_driver=False)
@@ -294,7 +276,7 @@ def run_row(spec: dict) -> dict:
 
         profiler = cProfile.Profile(time.thread_time)  # CPU time, not wall: the loop's waits count nothing
     threads0, cpu0, t0 = thread_cpu(), cpu_self(), time.perf_counter()
-    with output_to(log):
+    with open(log, "a") as out, output_to(out):
         if profiler:
             profiler.enable()
         try:
@@ -313,7 +295,7 @@ def run_row(spec: dict) -> dict:
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     if profiler:
         profiler.dump_stats(spec["prof"])
-    with output_to(log):
+    with open(log, "a") as out, output_to(out):
         ray.shutdown()
     results = outcome.results
     reports = 0
@@ -447,26 +429,6 @@ def fitting_concurrency(wanted: int, actor_mb: float) -> tuple[int, str]:
 
 
 # ---------------------------------------------------------------- output
-
-
-def machine() -> str:
-    import optuna
-    import ray
-
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        model += f", {int(Path('/proc/meminfo').read_text().split()[1]) / 2**20:.0f} GiB RAM"
-    return (f"{model}, {len(os.sched_getaffinity(0))} cores; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}, ray {ray.__version__}, optuna {optuna.__version__}")
-
-
-def load_avg() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def _f(x, fmt: str, width: int) -> str:
