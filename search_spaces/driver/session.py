@@ -60,8 +60,8 @@ def start_ray(address: str | None, dashboard_host: str = "127.0.0.1") -> None:
             ctx = ray.init(address=address, log_to_driver=False)
         except (ConnectionError, ray.exceptions.AuthenticationError) as e:
             token = "" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else (
-                "; a cluster started with `ray start` asks for its token: set RAY_AUTH_MODE=token, with the token "
-                "that `ray get-auth-token` prints on the head in RAY_AUTH_TOKEN (or ~/.ray/auth_token)")
+                "; a cluster started with `ray start` asks for its token: set the variable RAY_AUTH_MODE to token, "
+                "with the token that `ray get-auth-token` prints on the head in RAY_AUTH_TOKEN (or ~/.ray/auth_token)")
             raise UserError(f"--address {address}: cannot join the Ray cluster there ({str(e).splitlines()[0]}); "
                             f"check the address (`ray status` on the head node prints it){token}") from None
     else:
