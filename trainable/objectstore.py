@@ -130,8 +130,7 @@ def push(local_path: Path, uri: str | None = None) -> str:
 def move(src_uri: str, dst_uri: str) -> None:
     """Move a folder within the store: every object copied, then deleted (a store renames nothing)."""
     fs, src = filesystem(src_uri)
-    _, dst = filesystem(dst_uri.rsplit("/", 1)[0])
-    dst = posixpath.join(dst, dst_uri.rsplit("/", 1)[1])
+    _, dst = filesystem(dst_uri)
     for rel in _files(fs, src, checkpoints=True):
         fs.copy_file(posixpath.join(src, rel), posixpath.join(dst, rel))
     fs.delete_dir(src)
