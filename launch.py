@@ -84,13 +84,14 @@ def _fit(exp_dir: Path, record, args, cluster, restore: bool) -> int:
 
 
 def tta(args) -> int:
-    from analysis.load import checkpoint_of
+    from analysis.load import checkpoint_of, metric_of
     from search_spaces.tta import combinations_to_score
     from trainable.tta_search import print_tta_table, score_tta
 
     checkpoint = checkpoint_of(local(args.target), args.trial)
     print(f"checkpoint:     {checkpoint}")
-    print_tta_table(score_tta(checkpoint, combinations_to_score(), data=args.data, overrides=parse_overrides(args.set)))
+    print_tta_table(score_tta(checkpoint, combinations_to_score(), data=args.data, overrides=parse_overrides(args.set),
+                              metric=metric_of(checkpoint)))
     return 0
 
 
@@ -116,8 +117,8 @@ def retrain(args) -> int:
         print(job.describe(exp.record.metric_name))
         results.append({"trial": job.trial, "out": str(job.out), "search_score": job.search_score,
                         **train_again(job.cfg, job.out, threads=job.threads, schedule=job.schedule,
-                                      schedule_note=job.schedule_note)})
-    print("\n".join(format_results(results, exp.record.metric, exp.record.metric_name)))
+                                      schedule_note=job.schedule_note, metric=exp.record.metric)})
+    print("\n".join(format_results(results, exp.record.metric, exp.record.challenge)))
     if args.submission:
         from trainable.predict import format_result, predict_folder
 

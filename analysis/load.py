@@ -30,10 +30,11 @@ from trainable.layout import (
     checkpoint_dirs,
     trial_dirs,
 )
+from trainable.metrics import METRICS
 
-__all__ = ["Experiment", "checkpoint_of", "failures", "load_experiment", "load_study", "stop_reason", "trial_status"]
+__all__ = ["Experiment", "checkpoint_of", "failures", "load_experiment", "load_study", "metric_of", "stop_reason",
+           "trial_status"]
 
-METRICS = ("val_miou", "val_fscore", "val_acc", "val_mean_f1", "val_loss", "train_loss", "lr")
 
 
 @dataclass
@@ -237,6 +238,16 @@ def checkpoint_of(target: str | Path, trial: str | None = None) -> Path:
     if trial:
         raise UserError(f"--trial {trial}: needs an experiment folder, and {target} is none")
     return target
+
+
+def metric_of(target: str | Path) -> str:
+    """The metric the experiment holding ``target`` (itself, a trial's checkpoint in it, or a retrain
+    of it) ranks by; a checkpoint outside any experiment: the course's mIoU."""
+    target = Path(target).expanduser().resolve()
+    for folder in (target, *target.parents):
+        if (folder / EXPERIMENT_FILE).is_file():
+            return read_record(folder).metric
+    return "val_miou"
 
 
 def load_study(exp: Experiment):

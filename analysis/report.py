@@ -18,8 +18,8 @@ from analysis.tables import (
     schedule_table,
 )
 from search_spaces.algorithms import SCHEDULERS, SEARCHERS
-from search_spaces.driver.record import METRICS
 from trainable.layout import SCHEDULE_FILE
+from trainable.metrics import METRICS
 
 __all__ = ["FORMATS", "PLOTS_DIR", "REPORT_FILE", "TABLES_DIR", "TRIALS_FILE", "to_latex", "to_markdown",
            "write_report"]

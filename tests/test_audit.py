@@ -69,8 +69,8 @@ def test_the_audit_names_exactly_the_mirrored_masks():
     assert list(result.mirrored) == expected
     assert (result.masks, result.judged) == (30, 28)
     assert result.note() == ("4 of 30 training masks have their left/right labels mirrored against the other 24 that "
-                             "show left/right classes, e.g. 3.png, 11.png, 20.png ...; data.mirrored=keep trains on "
-                             "them as they are (fix: swap their labels, drop: leave them out)")
+                             "show left/right classes, e.g. 3.png, 11.png, 20.png ...; data.mirrored=keep or fix or "
+                             "drop decides what training does with them")
 
 
 def test_no_false_alarm_on_a_clean_set():

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from trainable.audit import MIRRORED_POLICIES
 from trainable.classes import FLIP_LUT
 from trainable.config import DataConfig
 from trainable.data import (
@@ -145,3 +146,17 @@ def test_a_search_writes_its_holdout_and_the_audit_into_the_experiment(tiny_data
     assert (tmp_path / "exp" / "holdout.txt").read_text().split() == holdout_names(scan_split(root, "train").images,
                                                                                   0.1)
     assert (tmp_path / "exp" / "mirrored.txt").read_text().splitlines() == ["# data.mirrored=fix", str(mirrored)]
+
+
+@pytest.mark.parametrize("policy", ["keep", "fix", "drop"])
+def test_the_data_check_says_what_the_search_does_with_the_mirrored_masks(tiny_data, tmp_path, capsys, policy):
+    from search_spaces.driver import new_record
+    from search_spaces.driver.search import preflight
+
+    mirrored = tiny_data / "train/train_mask/4.png"
+    Image.fromarray(FLIP_LUT[np.asarray(Image.open(mirrored))]).save(mirrored)
+    record = new_record("augmentation", name="exp", data=str(tiny_data), overrides={"data.mirrored": policy})
+    preflight(record.config)
+    notes = [line for line in capsys.readouterr().out.splitlines() if "mirrored" in line]
+    assert notes[0].startswith("note: 1 of 10 training masks have their left/right labels mirrored")
+    assert notes[1] == f"note: data.mirrored={policy} {MIRRORED_POLICIES[policy]}"

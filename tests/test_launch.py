@@ -4,6 +4,7 @@ verbs that read what a search left (analysis, retrain, tta)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -23,6 +24,9 @@ from search_spaces import get_space
 from search_spaces.driver.searcher import journal_storage, make_searcher
 from trainable.config import Config
 from trainable.layout import JOURNAL_FILE
+from trainable.loop import NonFiniteLossError
+from trainable.metrics import SEARCH_METRICS
+from trainable.ray_trainable import diverged_report
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "train.batch_size=4", "--set", "model.decoder_width=32", "--set", "loss.lovasz=0.5"]
@@ -214,6 +218,22 @@ def test_the_journal_records_which_tune_trials_ended(tmp_path):
     assert not _ended_in_study(str(journal), "s", "running")
     assert load_study_trials(journal)[0].state == TrialState.PRUNED  # stopped at epoch 2 of 3
     searcher.on_trial_result("ended", {"val_miou": 3.0, "training_iteration": 3})  # a resumed rerun: ignored
+
+
+@pytest.mark.parametrize("metric", list(SEARCH_METRICS))
+def test_a_diverged_trial_fails_in_the_study_whatever_the_metric(tmp_path, metric):
+    space = get_space("augmentation")
+    base = space.base_config()
+    report = diverged_report(2, NonFiniteLossError(float("nan")), "node")
+    assert all(math.isnan(report[m]) for m in SEARCH_METRICS)  # val_fscore too: the 2025 edition's metric
+    searcher = make_searcher(tmp_path / "s.journal", "s", 0, [space.baseline_point(base)], max_t=3,
+                             n_startup_trials=3, metric=metric)
+    searcher.set_search_properties(metric, "max", space.param_space(base))
+    searcher.suggest("diverged")
+    searcher.on_trial_result("diverged", {metric: 1.0, "training_iteration": 1})
+    searcher.on_trial_complete("diverged", {**report, "training_iteration": 2})
+    (trial,) = load_study_trials(tmp_path / "s.journal")
+    assert trial.state == TrialState.FAIL and trial.user_attrs["stop_reason"] == report["stop_reason"]
 
 
 def load_study_trials(journal: Path) -> list:

@@ -21,7 +21,7 @@ from trainable.decode import read_mask
 from trainable.errors import UserError
 from trainable.evaluate import evaluate_folders
 from trainable.predict import predict_folder
-from trainable.retrain import retrain
+from trainable.retrain import format_results, retrain
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,25 @@ def retrained(tiny_master, tmp_path_factory) -> tuple[Path, dict]:
     cfg = Config.from_dict(tiny_config(tiny_master, train={"epochs": 2, "tta_scales": [0.75, 1.0], "tta_flip": True}))
     out = tmp_path_factory.mktemp("retrain") / "best"
     return out, retrain(cfg, out, log=lambda *_: None)
+
+
+# what retrain prints: the experiment's metric, beside the search's and with TTA; predict's next command
+# for the edition followed (its test images found by predict in the data's own layout)
+@pytest.mark.parametrize("metric, scores, challenge, line, then", [
+    ("val_miou", (61.23, 60.0, 62.5), None,
+     "trial_a: val mIoU 61.23 (search 60.00), with TTA (scales 1 + flip) 62.50",
+     "--out predictions --zip submission.zip"),
+    ("val_fscore", (0.6123, 0.6, 0.625), "ce7454-2025",
+     "trial_a: val F-score 0.6123 (search 0.6000), with TTA (scales 1 + flip) 0.6250",
+     "--out submission --submission ce7454-2025"),
+])
+def test_the_retrain_summary_speaks_the_experiments_metric(metric, scores, challenge, line, then):
+    final, search, tta = scores
+    results = [{"trial": "trial_a", "out": "r/trial_a", "search_score": search, metric: final, f"{metric}_tta": tta,
+                "tta_scales": [1.0], "tta_flip": True, "params": 1000, "notes": []}]
+    lines = format_results(results, metric, challenge)
+    assert lines[1] == line
+    assert lines[-2:] == ["next:", f"  python launch.py predict r/trial_a/model.pt {then}"]
 
 
 def test_retrain_writes_weights_curves_config_and_machine(retrained):

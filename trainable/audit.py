@@ -22,7 +22,12 @@ import numpy as np
 
 from trainable.classes import FLIP_PAIRS, NUM_CLASSES
 
-__all__ = ["Audit", "audit", "column_sums", "mirrored_flags", "orientation"]
+__all__ = ["MIRRORED_POLICIES", "Audit", "audit", "column_sums", "mirrored_flags", "orientation"]
+
+# data.mirrored: what training does with the masks the audit finds mirrored
+MIRRORED_POLICIES = {"keep": "trains on them as they are",
+                     "fix": "swaps their left/right labels as they are read (never in the files)",
+                     "drop": "leaves them out of training"}
 
 MIDLINE = (2, 1)  # the classes whose centre is the face's midline, in order of preference: nose, skin
 
@@ -64,13 +69,13 @@ class Audit:
     mirrored: tuple[str, ...]  # their files
 
     def note(self, shown: int = 3) -> str:
-        """The audit in one line, e.g. for the data check's notes; empty when nothing is mirrored."""
+        """The finding in one line, e.g. for the data check's notes; empty when nothing is mirrored."""
         if not self.mirrored:
             return ""
         names = ", ".join(Path(m).name for m in self.mirrored[:shown]) + (" ..." if len(self.mirrored) > shown else "")
         return (f"{len(self.mirrored)} of {self.masks} {self.split} masks have their left/right labels mirrored "
                 f"against the other {self.judged - len(self.mirrored)} that show left/right classes, e.g. {names}; "
-                f"data.mirrored=keep trains on them as they are (fix: swap their labels, drop: leave them out)")
+                f"data.mirrored={' or '.join(MIRRORED_POLICIES)} decides what training does with them")
 
 
 def mirrored_flags(orientations: Sequence[int]) -> list[bool]:

@@ -25,6 +25,7 @@ from trainable.errors import UserError
 from trainable.layout import CHECKPOINT_FILE, replacing
 from trainable.loop import evaluate, make_optimizer, make_scheduler, resolve_device, seed_everything, train_one_epoch
 from trainable.losses import build_loss
+from trainable.metrics import scores
 from trainable.models import SegmentationNet, build_model, count_parameters
 from trainable.sources import data_root
 
@@ -180,10 +181,7 @@ def run_epoch(run: Run, epoch: int) -> dict:
                                  cfg.train.tta_flip, cfg.train.amp, cfg.train.channels_last)
     return {
         "epoch": epoch + 1,
-        "val_miou": metrics.miou,
-        "val_acc": metrics.acc,
-        "val_mean_f1": metrics.mean_f1,
-        "val_fscore": metrics.fscore,
+        **scores(metrics),
         "val_loss": val_loss,
         "train_loss": stats["train_loss"],
         "lr": stats["lr"],

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from trainable.audit import MIRRORED_POLICIES
 from trainable.errors import UserError
 
 __all__ = [
@@ -73,7 +74,7 @@ class DataConfig:
                                   "offline flip); aug.flip_p is the on-the-fly flip")
     mirrored: str = _f("keep", "training masks whose left/right labels are mirrored against the rest (the data "
                                "check's audit): keep them, fix them (their labels swapped as they are read, never "
-                               "in the files) or drop them", choices=("keep", "fix", "drop"))
+                               "in the files) or drop them", choices=tuple(MIRRORED_POLICIES))
 
 
 @dataclass

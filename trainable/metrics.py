@@ -17,15 +17,23 @@ misses (false negatives) of the true classes there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from trainable.classes import CLASSES, NUM_CLASSES
+from trainable.errors import UserError
 
-__all__ = ["NLL_FLOOR", "SegMetrics", "class_argmax", "compute_metrics", "confusion_matrix", "image_confusion",
-           "image_fscores", "prob_nll"]
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported by the functions that count: the registry below is read by the command line's
+# help and checks, which answer before torch loads
+
+__all__ = ["METRICS", "NLL_FLOOR", "SEARCH_METRICS", "Metric", "SegMetrics", "class_argmax", "compute_metrics",
+           "confusion_matrix", "image_confusion", "image_fscores", "prob_nll", "scores", "search_metric"]
 
 EPS = 1e-7  # in each denominator of the 2025 grader's precision, recall and F1
 NLL_FLOOR = 1e-8  # a probability below it counts as it in the NLL: one confident miss is not an infinite loss
@@ -37,6 +45,8 @@ def confusion_matrix(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.
 
     Torch tensors are counted on their device; numpy arrays give a numpy matrix.
     """
+    import torch
+
     if pred.shape != target.shape:
         raise ValueError(f"prediction shape {tuple(pred.shape)} differs from truth {tuple(target.shape)}")
     n2 = num_classes * num_classes
@@ -49,6 +59,8 @@ def confusion_matrix(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np.
 
 def image_confusion(pred: torch.Tensor, target: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
     """One ``[truth, prediction]`` confusion matrix per image of a ``(B, H, W)`` batch: ``(B, C, C)``."""
+    import torch
+
     if pred.shape != target.shape:
         raise ValueError(f"prediction shape {tuple(pred.shape)} differs from truth {tuple(target.shape)}")
     b, n2 = pred.shape[0], num_classes * num_classes
@@ -62,6 +74,8 @@ def class_argmax(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``scores.max(dim=1)`` of ``(B, C, H, W)`` scores: each pixel's highest score and the first class
     that has it (as ``argmax``), by one pass over each class's plane. (``argmax`` over the class
     dimension reads each pixel's C scores a plane apart, several times slower at 512 px.)"""
+    import torch
+
     best = scores[:, 0].clone()
     index = torch.zeros(best.shape, dtype=torch.uint8, device=scores.device)
     for k in range(1, scores.shape[1]):
@@ -73,12 +87,16 @@ def class_argmax(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def prob_nll(probs: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Summed ``-log(max(probs[target], NLL_FLOOR))`` over a ``(B, C, H, W)`` batch (float64)."""
+    import torch
+
     picked = probs.gather(1, target.long().unsqueeze(1)).squeeze(1)
     return -picked.clamp_min_(NLL_FLOOR).log_().sum(dtype=torch.float64)
 
 
 def image_fscores(confs: torch.Tensor | np.ndarray) -> np.ndarray:
     """The 2025 grader's F-score of each image from its confusion matrix (``(B, C, C)`` or ``(C, C)``)."""
+    import torch
+
     conf = np.asarray(torch.as_tensor(confs).cpu(), dtype=np.float64).reshape(-1, *np.shape(confs)[-2:])
     tp = np.diagonal(conf, axis1=1, axis2=2)
     gt, pred = conf.sum(axis=2), conf.sum(axis=1)
@@ -112,6 +130,8 @@ class SegMetrics:
 
 def compute_metrics(conf: torch.Tensor | np.ndarray) -> SegMetrics:
     """IoU, mIoU, pixel accuracy and F1 from a ``[truth, prediction]`` confusion matrix."""
+    import torch
+
     conf = np.asarray(torch.as_tensor(conf).cpu(), dtype=np.float64)
     inter = np.diag(conf)
     pred_count, gt_count = conf.sum(axis=0), conf.sum(axis=1)
@@ -130,3 +150,42 @@ def compute_metrics(conf: torch.Tensor | np.ndarray) -> SegMetrics:
         absent=tuple(CLASSES[c] for c in np.flatnonzero(~defined)) if len(conf) == NUM_CLASSES
         else tuple(str(c) for c in np.flatnonzero(~defined)),
     )
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A number every epoch of a trial reports, under its key in ``METRICS``."""
+
+    name: str  # as the summary, the tables and the plots show it
+    meaning: str  # for a report's readers
+    of: Callable[[SegMetrics], float] | None = None  # from the validation's metrics; None: the loop's own figure
+    searchable: bool = False  # a search may rank trials by it (--metric)
+    fmt: str = ".2f"  # how the summary, retrain and tta print it
+
+
+# every per-epoch figure, by the key trials report it under; the searchable ones are what --metric takes
+METRICS = {
+    "val_miou": Metric("val mIoU", "the course's mIoU (19 classes, background included)", lambda m: m.miou,
+                       searchable=True),
+    "val_fscore": Metric("val F-score", "the 2025 grader's per-image F-score (0..1: per image, the mean F1 of the "
+                                        "classes in its ground truth; then the mean over images)",
+                         lambda m: m.fscore, searchable=True, fmt=".4f"),
+    "val_acc": Metric("pixel acc", "pixel accuracy (%)", lambda m: m.acc),
+    "val_mean_f1": Metric("val mean F1", "the mean over classes of the set's F1 (%)", lambda m: m.mean_f1),
+    "val_loss": Metric("val loss", "the loss on the validation set", fmt=".4f"),
+    "train_loss": Metric("train loss", "the mean training loss of the epoch", fmt=".4f"),
+    "lr": Metric("lr", "the learning rate at the end of the epoch", fmt=".3g"),
+}
+SEARCH_METRICS = {key: m for key, m in METRICS.items() if m.searchable}
+
+
+def search_metric(key: str, where: str = "--metric") -> Metric:
+    """The searchable metric ``key``; an unknown one is refused with the valid names."""
+    if key not in SEARCH_METRICS:
+        raise UserError(f"{where} {key}: valid metrics are {', '.join(SEARCH_METRICS)}")
+    return SEARCH_METRICS[key]
+
+
+def scores(m: SegMetrics) -> dict[str, float]:
+    """Every metric that follows from the validation's ``m``, by key."""
+    return {key: float(metric.of(m)) for key, metric in METRICS.items() if metric.of}

@@ -7,9 +7,9 @@ A trial restored from a checkpoint (a retry after a failure, a resumed experimen
 trial) continues with the next epoch, with the same data order it would have had.
 
 A trial whose training loss becomes NaN or infinite ends at once, without a retry (the same
-config and seed would diverge again): its last report carries ``stop_reason`` and a NaN
-``val_miou`` (so no best-trial pick can choose it), and ``stopped.txt`` in the trial folder
-says why.
+config and seed would diverge again): its last report carries ``stop_reason`` and NaN for every
+metric a search can rank by (so the searcher records a failure whatever ``--metric`` is, and no
+best-trial pick can choose it), and ``stopped.txt`` in the trial folder says why.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from trainable.config import Config
 from trainable.errors import UserError
 from trainable.layout import REFUSED_FILE, SCHEDULE_FILE, STOPPED_FILE, trial_dir_name
 from trainable.loop import NonFiniteLossError
+from trainable.metrics import SEARCH_METRICS
 from trainable.schedule import continue_schedule, read_schedule, schedule_text, start_schedule
 
 # a checkpoint is written to the storage only while this much stays free after it: room for as many
@@ -39,7 +40,7 @@ CHECKPOINTS_IN_FLIGHT = 3
 STORAGE_RESERVE_BYTES = 16 * 2**20
 LOCAL_FILESYSTEMS = ("local", "py::atomic-local")  # pyarrow's, and search_spaces.driver.storage's whole-file writes
 
-__all__ = ["train_segmentation", "write_trial_file"]
+__all__ = ["diverged_report", "train_segmentation", "write_trial_file"]
 
 
 def train_segmentation(config: dict) -> None:
@@ -145,10 +146,16 @@ def _check_storage_room(directory: str, epoch: int) -> None:
 
 
 def _stop_diverged(epoch: int, error: NonFiniteLossError, node: str) -> None:
-    """End a trial whose loss diverged: the reason in ``stopped.txt`` and in a last report whose
-    NaN ``val_miou`` the searcher records as a failure and no best-trial pick can choose."""
-    reason = f"diverged at epoch {epoch}: {error}"
-    print(f"trial stopped: {reason}", file=sys.stderr)
-    write_trial_file(STOPPED_FILE, f"{reason}\n")
-    tune.report({"epoch": epoch, "val_miou": math.nan, "train_loss": error.loss, "stop_reason": reason,
-                 "node": node})
+    """End a trial whose loss diverged: the reason in ``stopped.txt`` and in a last report
+    (``diverged_report``)."""
+    report = diverged_report(epoch, error, node)
+    print(f"trial stopped: {report['stop_reason']}", file=sys.stderr)
+    write_trial_file(STOPPED_FILE, f"{report['stop_reason']}\n")
+    tune.report(report)
+
+
+def diverged_report(epoch: int, error: NonFiniteLossError, node: str) -> dict:
+    """The last report of a trial whose loss diverged at ``epoch``: NaN for every searchable metric,
+    which the searcher records as a failure and no best-trial pick can choose."""
+    return {"epoch": epoch, **dict.fromkeys(SEARCH_METRICS, math.nan), "train_loss": error.loss,
+            "stop_reason": f"diverged at epoch {epoch}: {error}", "node": node}

@@ -33,6 +33,7 @@ from trainable.config import Config, flatten, merge_flags
 from trainable.errors import UserError
 from trainable.layout import MODEL_FILE, RETRAIN_FILES, replacing
 from trainable.loop import evaluate
+from trainable.metrics import METRICS, SEARCH_METRICS, scores, search_metric
 from trainable.models import build_model, count_parameters
 from trainable.predict import check_rules, prediction_images
 from trainable.schedule import aug_at, stretch
@@ -148,10 +149,12 @@ def _plot_curves(curves: pd.DataFrame, path: Path) -> None:
 
 
 def retrain(cfg: Config, out: Path, threads: int | None = None, log=print, schedule: tuple[dict, ...] = (),
-            schedule_note: str = "") -> dict:
+            schedule_note: str = "", metric: str = "val_miou") -> dict:
     """Train ``cfg`` for ``cfg.train.epochs`` and write everything into ``out`` (created, must not
     exist); ``threads``: torch's CPU threads meanwhile (default: as they are); ``schedule``: the
-    augmentation settings by epoch (``trainable.schedule``) instead of ``cfg.aug`` throughout."""
+    augmentation settings by epoch (``trainable.schedule``) instead of ``cfg.aug`` throughout;
+    ``metric``: the experiment's, which each epoch's line shows."""
+    shown = search_metric(metric)
     out = Path(out)
     tta_scales, tta_flip = cfg.train.tta_scales, cfg.train.tta_flip
     # per-epoch validation is plain inference; the configured TTA is measured once at the end
@@ -165,19 +168,16 @@ def retrain(cfg: Config, out: Path, threads: int | None = None, log=print, sched
                 set_augmentation(run, aug_at(list(schedule), epoch))
                 log(f"  epoch {epoch + 1:>3}: augmentation settings of the schedule's next segment")
             m = run_epoch(run, epoch)
-            rows.append({k: m[k] for k in ("epoch", "train_loss", "val_miou", "val_fscore", "val_acc", "val_loss",
-                                           "lr")})
+            rows.append({k: m[k] for k in ("epoch", *METRICS)})
             log(f"  epoch {m['epoch']:>3}/{cfg.train.epochs}  train loss {m['train_loss']:.4f}  "
-                f"val mIoU {m['val_miou']:.2f}")
+                f"{shown.name} {m[metric]:{shown.fmt}}")
         with_tta, _ = evaluate(run.model, run.val_loader, run.device, tta_scales, tta_flip, cfg.train.amp,
                                cfg.train.channels_last)
     notes = [HELD_OUT_NOTE] if cfg.data.train_on == "train+val" else []
     notes += [GPU_NOTE] if run.device.type == "cuda" else []
     summary = {
-        "val_miou": rows[-1]["val_miou"],
-        "val_fscore": rows[-1]["val_fscore"],
-        "val_acc": rows[-1]["val_acc"],
-        "val_miou_tta": with_tta.miou,
+        **{key: rows[-1][key] for key in (*SEARCH_METRICS, "val_acc")},
+        **{f"{key}_tta": value for key, value in scores(with_tta).items() if key in SEARCH_METRICS},
         "tta_scales": list(tta_scales),
         "tta_flip": tta_flip,
         "params": run.params,
@@ -197,8 +197,7 @@ def retrain(cfg: Config, out: Path, threads: int | None = None, log=print, sched
         (tmp / RETRAIN_FILES["config"]).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         (tmp / RETRAIN_FILES["machine"]).write_text(json.dumps(machine_info(), indent=2) + "\n")
         (tmp / RETRAIN_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
-        _write_weights(run, cfg, tmp, {"val_miou": summary["val_miou"], "val_acc": summary["val_acc"],
-                                       "val_miou_tta": summary["val_miou_tta"]})
+        _write_weights(run, cfg, tmp, {k: v for k, v in summary.items() if k.startswith("val_")})
     return summary
 
 
@@ -213,22 +212,25 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def format_results(results: list[dict], metric: str = "val_miou", metric_name: str = "val mIoU") -> list[str]:
+def format_results(results: list[dict], metric: str = "val_miou", challenge: str | None = None) -> list[str]:
     """What a retrain prints: per trial the experiment's metric (mean +- std over seeds) beside the
-    search's figure, the val mIoU with the configured TTA, and the weights."""
+    search's figure and with the configured TTA, the weights, and the command that predicts the test
+    split (into ``challenge``'s submission, when the experiment follows one)."""
+    shown, tta_key = search_metric(metric), f"{metric}_tta"
     df = pd.DataFrame(results)
     lines = [""]
     for trial, g in df.groupby("trial", sort=False):
         scales = ",".join(f"{s:g}" for s in g["tta_scales"].iloc[0])
-        tta = f"val mIoU with TTA (scales {scales}{' + flip' if g['tta_flip'].iloc[0] else ''})"
+        tta = f"with TTA (scales {scales}{' + flip' if g['tta_flip'].iloc[0] else ''})"
         if len(g) > 1:
-            lines.append(f"{trial}: {metric_name} {g[metric].mean():.4g} +- {g[metric].std():.2g} over {len(g)} "
-                         f"seeds, {tta} {g['val_miou_tta'].mean():.2f} +- {g['val_miou_tta'].std():.2f}")
+            lines.append(f"{trial}: {shown.name} {g[metric].mean():{shown.fmt}} +- {g[metric].std():.2g} over "
+                         f"{len(g)} seeds, {tta} {g[tta_key].mean():{shown.fmt}} +- {g[tta_key].std():.2g}")
         else:
-            lines.append(f"{trial}: {metric_name} {g[metric].iloc[0]:.4g} (search {g['search_score'].iloc[0]:.4g}), "
-                         f"{tta} {g['val_miou_tta'].iloc[0]:.2f}")
+            lines.append(f"{trial}: {shown.name} {g[metric].iloc[0]:{shown.fmt}} (search "
+                         f"{g['search_score'].iloc[0]:{shown.fmt}}), {tta} {g[tta_key].iloc[0]:{shown.fmt}}")
         lines.append(f"  {g['params'].iloc[0]:,} parameters; weights: {g['out'].iloc[0]}/{MODEL_FILE}")
         lines += [f"  note: {n}" for n in g["notes"].iloc[0]]
     best = df.loc[df[metric].idxmax()]
-    return [*lines, "next:", f"  python launch.py predict {best['out']}/{MODEL_FILE} --images DATA/test/test_image "
-                             f"--out predictions --zip submission.zip"]
+    # predict's default images are the test split of the model's data, in whichever layout it has
+    then = f"--out submission --submission {challenge}" if challenge else "--out predictions --zip submission.zip"
+    return [*lines, "next:", f"  python launch.py predict {best['out']}/{MODEL_FILE} {then}"]

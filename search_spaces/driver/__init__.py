@@ -21,7 +21,7 @@ the spaces -> ``trainable``.
 """
 
 from search_spaces.driver.cluster import ClusterShape, TrialResources
-from search_spaces.driver.record import HARDWARE, METRICS, RECORD_VERSION, ExperimentRecord, new_record, read_record
+from search_spaces.driver.record import HARDWARE, RECORD_VERSION, ExperimentRecord, new_record, read_record
 from search_spaces.driver.search import SearchOutcome, create_experiment, describe, preflight, run_search, settle
 from search_spaces.driver.searcher import PrunedOptunaSearch, journal_storage, make_searcher, skip_finished_trials
 from search_spaces.driver.session import check_storage, start_ray
@@ -30,7 +30,6 @@ from search_spaces.driver.tuner import RAY_SETTINGS, build_tuner, progress_repor
 
 __all__ = [
     "HARDWARE",
-    "METRICS",
     "RAY_SETTINGS",
     "RECORD_VERSION",
     "ClusterShape",

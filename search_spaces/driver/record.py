@@ -34,34 +34,19 @@ from trainable.challenges import get_challenge
 from trainable.config import Config, flatten, merge_flags
 from trainable.errors import UserError
 from trainable.layout import EXPERIMENT_FILE, has_tune_state, replacing
+from trainable.metrics import search_metric
 
 __all__ = [
     "HARDWARE",
-    "METRICS",
     "RECORD_VERSION",
     "SHORTHANDS",
     "ExperimentRecord",
     "Hardware",
-    "Metric",
     "new_record",
     "read_record",
 ]
 
 RECORD_VERSION = 2  # 1: written before the record was typed (settings dict beside base_config)
-
-@dataclass(frozen=True)
-class Metric:
-    """A number each trial reports every epoch that a search can maximise."""
-
-    name: str  # as the summary, the tables and the plots show it
-    meaning: str  # for a report's readers
-
-
-METRICS = {
-    "val_miou": Metric("val mIoU", "the course's mIoU (19 classes, background included)"),
-    "val_fscore": Metric("val F-score", "the 2025 grader's per-image F-score (0..1: per image, the mean F1 of the "
-                                        "classes in its ground truth; then the mean over images)"),
-}
 
 _TTA_IS_NOT_SEARCHED = ("--space tta: TTA is scored on a trained checkpoint, not searched: python launch.py tta EXP "
                         "(the best trial's last checkpoint) or python launch.py tta CHECKPOINT")
@@ -180,7 +165,7 @@ class ExperimentRecord:
 
     @property
     def metric_name(self) -> str:
-        return METRICS[self.metric].name
+        return search_metric(self.metric).name
 
     def check(self) -> None:
         """Settings that involve more than one value; each message names the flag that sets it."""
@@ -201,8 +186,7 @@ class ExperimentRecord:
         elif self.perturbation_interval:
             raise UserError(f"--perturbation-interval {self.perturbation_interval}: only a population search "
                             f"exploits; add --scheduler {' or '.join(POPULATION_SCHEDULERS)}, or drop it")
-        if self.metric not in METRICS:
-            raise UserError(f"--metric {self.metric}: valid metrics are {', '.join(METRICS)}")
+        search_metric(self.metric)
         if self.mode not in ("max", "min"):
             raise UserError(f"mode {self.mode!r}: must be max or min")
         if self.challenge:

@@ -124,6 +124,7 @@ def preflight(config: Config, before_ray: bool = False, notes: bool = True) -> P
     model goes first: its budget check is quick, a first pass over a large data set is not. Returns
     the data folder (the built-in synthetic set, generated now at the config's size, when
     ``data.root`` is empty; ``before_ray``: not yet, as it is never refused); ``notes``: print the notes."""
+    from trainable.audit import MIRRORED_POLICIES, mirrored_flags
     from trainable.data import scan_split, train_and_val
     from trainable.models import build_model
     from trainable.sources import data_root
@@ -133,7 +134,11 @@ def preflight(config: Config, before_ray: bool = False, notes: bool = True) -> P
         return None
     found: list[str] = []
     root = data_root(config.data, found)
-    for note in [*found, *scan_split(root, "train", cache_dir=config.data.cache_dir).notes[:5]]:
+    train = scan_split(root, "train", cache_dir=config.data.cache_dir)
+    found += train.notes[:5]
+    if any(mirrored_flags(train.orientations)):  # what this search does with the masks the audit found
+        found.append(f"data.mirrored={config.data.mirrored} {MIRRORED_POLICIES[config.data.mirrored]}")
+    for note in found:
         if notes:
             print(f"note: {note}")  # before the validation split is checked, which may refuse the data
     found = []
