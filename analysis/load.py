@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from search_spaces.algorithms import SCHEDULERS
 from search_spaces.driver.record import ExperimentRecord, read_record
 from trainable.config import flatten
 from trainable.errors import UserError
@@ -109,9 +110,9 @@ class Experiment:
         return self.trials.merge(self.epochs, on="trial", how="left")
 
 
-def trial_status(rows: list[dict], max_epochs: int, folder: Path) -> str:
-    """completed, stopped by ASHA at epoch e, diverged at epoch e (with the reason), errored, refused
-    or running (from the files alone).
+def trial_status(rows: list[dict], max_epochs: int, folder: Path, scheduler: str = "asha") -> str:
+    """completed, stopped by the scheduler at epoch e (e.g. "stopped by ASHA at epoch 2"), diverged at
+    epoch e (with the reason), errored, refused or running (from the files alone).
 
     A trial that failed and was then retried from its checkpoint keeps Ray's ``error.txt``: it is
     completed or stopped if it got there, running if it reported after its last failure, and
@@ -125,7 +126,7 @@ def trial_status(rows: list[dict], max_epochs: int, folder: Path) -> str:
     if rows and rows[-1].get("epoch", 0) >= max_epochs:
         return "completed"
     if rows and rows[-1].get("done"):  # Tune marks the result on which the scheduler stopped a trial
-        return f"stopped by ASHA at epoch {rows[-1].get('epoch')}"
+        return f"stopped by {SCHEDULERS[scheduler].name} at epoch {rows[-1].get('epoch')}"
     if (folder / ERROR_FILE).exists():
         failed_at = _failure_times(folder)
         if failed_at and rows and rows[-1].get("timestamp", 0) > failed_at[-1]:
@@ -206,7 +207,7 @@ def load_experiment(path: str | Path) -> Experiment:
         config = trained_config(folder, rows)
         trial_rows.append({
             "trial": folder.name,
-            "status": trial_status(rows, max_epochs, folder),
+            "status": trial_status(rows, max_epochs, folder, record.scheduler),
             "epochs": int(rows[-1]["epoch"]) if rows else 0,
             "wall_time_s": float(rows[-1]["time_total_s"]) if rows else 0.0,
             "node": rows[-1].get("node", "") if rows else "",

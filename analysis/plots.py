@@ -29,7 +29,7 @@ def _save(fig, path: Path) -> Path:
 
 def plot_learning_curves(epochs: pd.DataFrame, summary: pd.DataFrame, path: Path, metric: str = "val_miou",
                          metric_name: str = "val mIoU") -> Path:
-    """The metric per epoch for every trial; trials ASHA stopped end early and are drawn in orange."""
+    """The metric per epoch for every trial; trials the scheduler stopped end early and are drawn in orange."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     status = dict(zip(summary["trial"], summary["status"]))
     baseline = set(summary.loc[summary["is_baseline"], "trial"])

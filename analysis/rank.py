@@ -4,7 +4,7 @@ the analysis tables, ``retrain`` and ``tta`` all take the best trial from here.
 A trial's score is the experiment's metric at the last epoch it reported: the value ASHA compared
 at its rungs, the value Optuna was told, and the value a retrain of the configuration with the same
 epochs and seed reproduces. Trials that completed every epoch come first, best score first; then
-the others (stopped by ASHA, still running, errored after reporting) by the epochs they reached,
+the others (stopped by the scheduler, still running, errored after reporting) by the epochs they reached,
 then score: the order Optuna's TPE gives COMPLETE and PRUNED trials. A trial whose loss diverged,
 one the rules refused and one that never reported are not ranked.
 

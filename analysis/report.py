@@ -124,7 +124,7 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
           f"- **Trials:** {', '.join(f'{n} {s}' for s, n in counts.items())}", ""]
 
     r = exp.record
-    name = r.metric_name
+    name, stopper = r.metric_name, SCHEDULERS[r.scheduler].name
     md += ["## Configurations", "",
            f"One row per trial, best first: trials that completed every epoch by their {name} at the last "
            f"epoch, then the others by the epochs they reached. {name} is {METRICS[r.metric].meaning}, on the "
@@ -142,7 +142,7 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
         md.append(_write_table(table, out, "ablation", "One-factor-at-a-time ablation", formats))
     else:
         md += ["## Per factor", "", "For each searched parameter: its value (or value range) against the best and "
-               f"mean {name} of the trials that completed all epochs; trials ASHA stopped early are left out so "
+               f"mean {name} of the trials that completed all epochs; trials {stopper} stopped early are left out so "
                "that their shorter training does not distort the comparison.", ""]
         for key, table in factor_tables(summary, exp.trials, exp.searched, metric_name=name).items():
             md += [f"### `{key}`", ""]
@@ -161,8 +161,9 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
         md += ["![per-class IoU](plots/per_class.png)", ""]
     if not exp.epochs.empty:
         plots.plot_learning_curves(exp.epochs, summary, out / PLOTS_DIR / "learning_curves.png", r.metric, name)
-        md += ["## Learning curves", "", f"{name} per epoch of every trial: short orange curves are trials ASHA "
-               "stopped; the thick line is the baseline.", "", "![learning curves](plots/learning_curves.png)", ""]
+        md += ["## Learning curves", "", f"{name} per epoch of every trial: short orange curves are trials "
+               f"{stopper} stopped; the thick line is the baseline.", "",
+               "![learning curves](plots/learning_curves.png)", ""]
         if exp.searched:
             plots.plot_score_vs_params(summary, exp.trials, exp.searched, out / PLOTS_DIR / "score_vs_params.png",
                                        name)

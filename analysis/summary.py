@@ -13,6 +13,7 @@ import pandas as pd
 
 from analysis.load import load_experiment
 from analysis.rank import best_first
+from search_spaces.algorithms import SCHEDULERS
 from search_spaces.driver.record import read_record
 from trainable.layout import JOURNAL_FILE, trial_dirs
 from trainable.objectstore import uri_of
@@ -49,7 +50,8 @@ def search_summary(exp_dir: str | Path, interrupted: str = "") -> list[str]:
     baseline = ranked[ranked["is_baseline"]]
     if len(baseline) and baseline.iloc[0]["trial"] != best["trial"]:
         lines.append(f"baseline        {_scored(baseline.iloc[0], record)}")
-    counts = kinds.map(lambda k: "stopped by ASHA" if k == "stopped" else k).value_counts()
+    stopper = SCHEDULERS[record.scheduler].name
+    counts = kinds.map(lambda k: f"stopped by {stopper}" if k == "stopped" else k).value_counts()
     lines.append(f"trials          {len(exp.trials)} ended: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
     lines.append(f"experiment      {shown}")
     if record.has_study:

@@ -101,7 +101,7 @@ def factor_tables(summary: pd.DataFrame, trials: pd.DataFrame, searched: list[st
                   metric_name: str = "val mIoU") -> dict[str, pd.DataFrame]:
     """Per searched key: level (or binned range) vs the best and mean score of the trials that completed.
 
-    Trials ASHA stopped early are left out so that their short training does not drag a level down.
+    Trials the scheduler stopped early are left out so that their short training does not drag a level down.
     """
     done = summary[summary["status"] == "completed"].merge(trials[["trial", *searched]], on="trial")
     tables = {}

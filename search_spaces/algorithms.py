@@ -14,6 +14,7 @@ __all__ = ["SCHEDULERS", "SEARCHERS", "Algorithm"]
 
 @dataclass(frozen=True)
 class Algorithm:
+    name: str  # as a sentence names it: "stopped by ASHA at epoch 2"
     about: str  # what it is, for the analysis report
     settings: str  # it with its settings, for the start-up lines: a format string over the record's values
     build: Callable  # searchers: (seed, n_startup_trials) -> an Optuna sampler; schedulers: (record) -> a scheduler
@@ -70,22 +71,24 @@ def _pb2(record):
 
 
 SEARCHERS = {
-    "tpe": Algorithm("Optuna TPE sampler (univariate)", "Optuna TPE, univariate (seed {seed})", _tpe),
-    "random": Algorithm("random sampling (Optuna's RandomSampler)", "random sampling (seed {seed})", _random),
+    "tpe": Algorithm("TPE", "Optuna TPE sampler (univariate)", "Optuna TPE, univariate (seed {seed})", _tpe),
+    "random": Algorithm("random sampling", "random sampling (Optuna's RandomSampler)", "random sampling (seed {seed})",
+                        _random),
 }
 SCHEDULERS = {
-    "asha": Algorithm("ASHA scheduler (asynchronous successive halving)",
+    "asha": Algorithm("ASHA", "ASHA scheduler (asynchronous successive halving)",
                       "ASHA (max {max_t} epochs, grace {grace_period}, reduction {reduction_factor:g})", _asha),
-    "hyperband": Algorithm("HyperBand scheduler (synchronous brackets; paused trials resume from checkpoints)",
+    "hyperband": Algorithm("HyperBand",
+                           "HyperBand scheduler (synchronous brackets; paused trials resume from checkpoints)",
                            "HyperBand (max {max_t} epochs, reduction {reduction_factor:g})", _hyperband),
-    "fifo": Algorithm("no early stopping (FIFO: every trial trains all its epochs)",
+    "fifo": Algorithm("FIFO", "no early stopping (FIFO: every trial trains all its epochs)",
                       "every trial in full ({max_t} epochs, no early stopping)", _fifo),
-    "pbt": Algorithm("Population Based Training of the augmentation settings (Ray's PBT, synchronous): the worst "
-                     "quarter copies a trial of the best quarter and perturbs its aug.* settings",
+    "pbt": Algorithm("PBT", "Population Based Training of the augmentation settings (Ray's PBT, synchronous): the "
+                     "worst quarter copies a trial of the best quarter and perturbs its aug.* settings",
                      "PBT (population {num_samples}, exploit and explore every {perturbation_interval} epochs of "
                      "{max_t})", _pbt),
-    "pb2": Algorithm("Population Based Bandits over the augmentation settings (Ray's PB2, synchronous): as PBT, "
-                     "a GP bandit choosing the explored aug.* values",
+    "pb2": Algorithm("PB2", "Population Based Bandits over the augmentation settings (Ray's PB2, synchronous): as "
+                     "PBT, a GP bandit choosing the explored aug.* values",
                      "PB2 (population {num_samples}, exploit and explore every {perturbation_interval} epochs of "
                      "{max_t})", _pb2),
 }

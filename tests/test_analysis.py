@@ -19,6 +19,7 @@ from analysis import (
     trial_summary,
 )
 from analysis.__main__ import main
+from analysis.load import trial_status
 from trainable.classes import CLASSES
 from trainable.config import Config, flatten
 
@@ -241,3 +242,11 @@ def test_an_fscore_table_keeps_four_decimals():
     assert to_markdown(table).splitlines()[2] == "| a | 0.8512 | 30.12 | -0.0123 |"
     assert to_markdown(pd.DataFrame({"val mIoU": [30.123], "delta vs baseline": [-1.234]})).splitlines()[2] == \
         "| 30.12 | -1.23 |"
+
+
+@pytest.mark.parametrize("scheduler, status", [("asha", "stopped by ASHA at epoch 1"),
+                                               ("hyperband", "stopped by HyperBand at epoch 1")])
+def test_a_stopped_trial_is_said_to_be_stopped_by_the_experiments_scheduler(tmp_path, scheduler, status):
+    rows = [{"epoch": 1, "training_iteration": 1, "done": True}]
+    assert trial_status(rows, 3, tmp_path, scheduler) == status
+    assert trial_status([{**rows[0], "epoch": 3}], 3, tmp_path, scheduler) == "completed"

@@ -33,6 +33,16 @@ TINY = ["--set", "train.batch_size=4", "--set", "model.decoder_width=32", "--set
 TINY_SEARCH = ["--num-samples", "6", "--max-epochs", "3", "--grace-period", "1", "--reduction-factor", "2", *TINY]
 
 
+def output_within(proc: subprocess.Popen, timeout: float) -> str:
+    """All that ``proc`` (started in a session of its own) printed; past ``timeout`` its process group is
+    killed and the output ends with a line saying so."""
+    try:
+        return proc.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        return proc.communicate()[0] + f"\n[killed after {timeout:.0f} s]"
+
+
 def launch(*args: str, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled"), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "launch.py", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -247,15 +257,17 @@ def test_each_searcher_and_scheduler_runs_a_real_search(tiny_master, tmp_path, s
     name = f"{searcher}-{scheduler}"
     proc = launch("search", "--space", "augmentation", "--data", str(tiny_master), "--storage-path", str(tmp_path),
                   "--name", name, "--num-samples", "3", "--set", "train.epochs=2", "--grace-period", "1",
-                  "--reduction-factor", "2", "--searcher", searcher, "--scheduler", scheduler, *TINY)
-    out = proc.communicate(timeout=600)[0]
-    assert proc.returncode == 0, out[-3000:]
+                  "--reduction-factor", "2", "--searcher", searcher, "--scheduler", scheduler, *TINY,
+                  start_new_session=True)
+    out = output_within(proc, 400)  # about 60 s each here: a search that hangs fails with what it printed
+    assert proc.returncode == 0, out[-6000:]
     exp = tmp_path / name
     record = json.loads((exp / "experiment.json").read_text())
     assert (record["searcher"], record["scheduler"]) == (searcher, scheduler)
     stated = {"random": "random sampling (seed 0)", "tpe": "Optuna TPE, univariate (seed 0)",
               "hyperband": "HyperBand (max 2 epochs, reduction 2)", "fifo": "every trial in full (2 epochs"}
     assert stated[searcher] in out and stated[scheduler] in out
+    assert "stopped by ASHA" not in out
     study = load_study(exp)
     assert len(study.trials) == 3 and all(t.state.is_finished() for t in study.trials)
     if scheduler == "fifo":  # nothing stops a trial early
