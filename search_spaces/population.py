@@ -78,6 +78,8 @@ class _Resumable:
     """A synchronous PBT that carries on after ``Tuner.restore`` (see the module's docstring) and
     does not exploit at the last epoch, where no training would follow."""
 
+    # reads PBT's private per-trial state and boundary, and pauses through TuneController._set_trial_status:
+    # tests/test_ray_optuna_internals.py
     def __init__(self, *args, max_t: int, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._max_t = max_t

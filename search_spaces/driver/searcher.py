@@ -57,6 +57,8 @@ class _UploadedJournal(JournalFileBackend):
 class PrunedOptunaSearch(OptunaSearch):
     """``OptunaSearch`` that reports scheduler-stopped trials to Optuna as PRUNED."""
 
+    # reads OptunaSearch's private _ot_study, _ot_trials and _completed_trials: tests/test_ray_optuna_internals.py
+
     def __init__(self, *args, max_t: int, **kwargs):
         super().__init__(*args, **kwargs)
         self._max_t = max_t

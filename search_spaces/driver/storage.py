@@ -126,7 +126,8 @@ class AtomicLocalHandler(pafs.FileSystemHandler):
         return self._fs.open_append_stream(path)
 
 
-# the name Ray's _atomic_save writes a search algorithm's state under before renaming it
+# the name Ray's private _atomic_save writes a search algorithm's state under before renaming it
+# (tests/test_ray_optuna_internals.py)
 _RAY_TEMPORARY = re.compile(r"\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}-tmp-")
 
 Finish = Callable[[bool], None]  # renames a held file (True) or drops it (False)

@@ -145,7 +145,7 @@ class _Progress(CLIReporter):
     under /tmp/ray, not the experiment (``describe`` prints that, and the TensorBoard command)."""
 
     def report(self, trials, done: bool, *sys_info) -> None:
-        text = self._progress_str(trials, done, *sys_info)
+        text = self._progress_str(trials, done, *sys_info)  # private to CLIReporter: tests/test_ray_optuna_internals.py
         print("\n".join(line for line in text.splitlines() if not line.startswith("Result logdir:")))
 
 

@@ -1,0 +1,75 @@
+"""The private parts of Ray Tune and Optuna the search driver relies on, one test each.
+
+``pyproject.toml`` bounds Ray and Optuna above at the versions these pass on. Before raising a
+bound, run this file on the new version: a failure names the use to rework (each use in the code
+points at its test here).
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+from ray.tune import CLIReporter
+from ray.tune.execution.tune_controller import TuneController
+from ray.tune.experiment import Trial
+from ray.tune.schedulers.pbt import _PBTTrialState
+
+from search_spaces import get_space
+from search_spaces.driver.searcher import make_searcher
+from search_spaces.driver.storage import _RAY_TEMPORARY
+from search_spaces.population import pbt
+
+
+def test_optuna_search_keeps_its_study_its_trials_and_the_ended_ones(tmp_path):
+    # searcher.PrunedOptunaSearch tells the study itself: _ot_study, _ot_trials, _completed_trials
+    space = get_space("augmentation")
+    base = space.base_config()
+    searcher = make_searcher(tmp_path / "s.journal", "s", 0, [], max_t=3, n_startup_trials=3)
+    searcher.set_search_properties("val_miou", "max", space.param_space(base))
+    searcher.suggest("t1")
+    assert isinstance(searcher._ot_study, optuna.Study)
+    assert isinstance(searcher._ot_trials["t1"], optuna.Trial)
+    assert isinstance(searcher._completed_trials, set)
+    searcher.on_trial_complete("t1", {"val_miou": 1.0, "training_iteration": 3})
+    assert "t1" in searcher._completed_trials
+
+
+def test_synchronous_pbt_keeps_per_trial_state_and_its_next_boundary():
+    # population._Resumable restores a trial's PBT state from its last result and holds trials at the boundary
+    scheduler = pbt(get_space("augmentation"), perturbation_interval=2, seed=0, epochs=4)
+    scheduler.set_search_properties("val_miou", "max")
+    trial = Trial("__fake", config={}, stub=True)
+    scheduler.on_trial_add(SimpleNamespace(search_alg=None), trial)
+    assert isinstance(scheduler._trial_state[trial], _PBTTrialState)
+    assert (scheduler._time_attr, scheduler._metric, scheduler._metric_op) == ("training_iteration", "val_miou", 1.0)
+    assert scheduler._perturbation_interval == 2 and isinstance(scheduler._next_perturbation_sync, (int, float))
+    state = scheduler._trial_state[trial]
+    for name in ("last_score", "last_result", "last_train_time", "last_perturbation_time", "last_checkpoint"):
+        assert hasattr(state, name), name
+
+
+def test_the_tune_controller_sets_a_trial_status_and_names_its_state_file():
+    # population._Resumable pauses a pending trial; storage publishes the experiment state by its file name
+    assert list(inspect.signature(TuneController._set_trial_status).parameters) == ["self", "trial", "status"]
+    assert TuneController.CKPT_FILE_TMPL.format("x").startswith("experiment_state")
+
+
+def test_the_cli_reporter_renders_its_table_apart_from_printing_it():
+    # tuner._Progress prints Tune's table without its staging-folder line
+    assert list(inspect.signature(CLIReporter._progress_str).parameters)[:4] == ["self", "trials", "done", "sys_info"]
+    assert "self._progress_str(" in inspect.getsource(CLIReporter.report)
+
+
+def test_a_search_algorithm_state_is_staged_under_the_name_storage_recognises(tmp_path, monkeypatch):
+    # storage._RAY_TEMPORARY: the staging file of Ray's _atomic_save, never uploaded on its own
+    from ray.tune.utils import util
+
+    staged = []
+    real_replace = util.os.replace
+    monkeypatch.setattr(util.os, "replace", lambda a, b: (staged.append(a), real_replace(a, b)))
+    util._atomic_save({"a": 1}, str(tmp_path), "searcher-state.pkl", "tmp-searcher-state.pkl")
+    assert len(staged) == 1 and _RAY_TEMPORARY.match(Path(staged[0]).name), staged
+    assert (tmp_path / "searcher-state.pkl").is_file()
