@@ -20,11 +20,13 @@ from pathlib import Path
 
 from search_spaces import SPACES
 from search_spaces.algorithms import SCHEDULERS, SEARCHERS
+from search_spaces.hardware import HARDWARE
 from trainable.challenges import CHALLENGES
 from trainable.cli import parse_verb
-from trainable.config import parse_overrides
+from trainable.config import default_of, parse_overrides
 from trainable.errors import UserError, cli_errors
 from trainable.layout import MODEL_FILE, RETRAIN_DIR, SUBMISSION_DIR
+from trainable.metrics import DEFAULT_METRIC, SEARCH_METRICS
 from trainable.objectstore import local, push, uri_of
 
 # Ray, torch, Optuna and the analysis are imported by the verb that needs them: a refused argument
@@ -163,7 +165,8 @@ RAY_FLAGS = [flag[2:].replace("-", "_") for flag in RAY]
 VERBS = {
     "search": (search, "sample and train configurations of a search space, ASHA stopping the weak ones", {}, {
         "--space": dict(required=True, help=", ".join(name for name, space in SPACES.items() if space)),
-        "--num-samples": dict(type=int, help="trials to sample (default 12 on a cluster without GPUs, 32 with)"),
+        "--num-samples": dict(type=int, help=f"trials to sample (default {HARDWARE['cpu'].num_samples} on a cluster "
+                                             f"without GPUs, {HARDWARE['gpu'].num_samples} with)"),
         "--max-epochs": dict(type=int, help="epochs of a full trial: ASHA's max_t (train.epochs)"),
         "--grace-period": dict(type=int, help="epochs before ASHA may stop a trial"),
         "--reduction-factor": dict(type=float, help="ASHA keeps 1/reduction_factor of the trials per rung"),
@@ -178,10 +181,12 @@ VERBS = {
         "--gpus-per-trial": dict(type=float, help="GPUs per trial (default 1 when the cluster has GPUs, else 0); "
                                                   "fractions pack small models (e.g. 0.25)"),
         "--max-concurrent": dict(type=int, default=0, help="trials running at once (0: as resources allow)"),
-        "--max-params": dict(type=int, help="parameter budget (model.max_params; default 2,000,000; 0: none)"),
+        "--max-params": dict(type=int, help=f"parameter budget (model.max_params; default "
+                                            f"{default_of('model.max_params'):,}; 0: none)"),
         "--challenge": dict(help=f"follow an edition's rules (metric, budget, weights): {', '.join(CHALLENGES)}"),
-        "--metric": dict(help="what ASHA, Optuna and the ranking maximise: val_miou (the course's "
-                                                  "mIoU) or val_fscore (the 2025 per-image F-score)"),
+        "--metric": dict(help="what the scheduler, the searcher and the ranking maximise: " + ", ".join(
+            f"{key} ({metric.name})" for key, metric in SEARCH_METRICS.items()) + " (default: the edition's, else "
+            f"{DEFAULT_METRIC})"),
         "--ablation": dict(action="store_true", help="one factor at a time from the baseline over its levels"),
         "--seeds": dict(type=int, default=1, help="repeats of each ablation configuration"),
         "--name": dict(help="experiment name (default <space>-<date>-<time>)"),

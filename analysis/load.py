@@ -31,7 +31,7 @@ from trainable.layout import (
     checkpoint_dirs,
     trial_dirs,
 )
-from trainable.metrics import METRICS
+from trainable.metrics import DEFAULT_METRIC, METRICS
 
 __all__ = ["Experiment", "checkpoint_of", "failures", "load_experiment", "load_study", "metric_of", "stop_reason",
            "trial_status"]
@@ -248,7 +248,7 @@ def metric_of(target: str | Path) -> str:
     for folder in (target, *target.parents):
         if (folder / EXPERIMENT_FILE).is_file():
             return read_record(folder).metric
-    return "val_miou"
+    return DEFAULT_METRIC
 
 
 def load_study(exp: Experiment):

@@ -10,6 +10,8 @@ matplotlib.use("Agg")  # files only: no display on clusters and CI
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from trainable.metrics import DEFAULT_METRIC, METRICS
+
 __all__ = ["plot_importances", "plot_learning_curves", "plot_per_class", "plot_schedules", "plot_score_vs_params"]
 
 STATUS_COLOURS = {"completed": "tab:blue", "stopped": "tab:orange", "errored": "tab:red", "running": "tab:green",
@@ -27,8 +29,8 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_learning_curves(epochs: pd.DataFrame, summary: pd.DataFrame, path: Path, metric: str = "val_miou",
-                         metric_name: str = "val mIoU") -> Path:
+def plot_learning_curves(epochs: pd.DataFrame, summary: pd.DataFrame, path: Path, metric: str = DEFAULT_METRIC,
+                         metric_name: str = METRICS[DEFAULT_METRIC].name) -> Path:
     """The metric per epoch for every trial; trials the scheduler stopped end early and are drawn in orange."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     status = dict(zip(summary["trial"], summary["status"]))
@@ -67,7 +69,7 @@ def plot_per_class(per_class: pd.DataFrame, path: Path) -> Path:
 
 
 def plot_score_vs_params(summary: pd.DataFrame, trials: pd.DataFrame, searched: list[str], path: Path,
-                         metric_name: str = "val mIoU") -> Path:
+                         metric_name: str = METRICS[DEFAULT_METRIC].name) -> Path:
     """Each trial's score against each searched parameter; colour shows whether the trial completed."""
     data = summary.merge(trials[["trial", *searched]], on="trial").dropna(subset=["score"])
     cols = 3

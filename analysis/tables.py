@@ -12,6 +12,7 @@ import pandas as pd
 
 from analysis.rank import best_first, rank
 from trainable.classes import CLASSES
+from trainable.metrics import DEFAULT_METRIC, METRICS
 
 __all__ = [
     "ablation_table",
@@ -24,7 +25,7 @@ __all__ = [
 ]
 
 
-def trial_summary(trials: pd.DataFrame, epochs: pd.DataFrame, baseline: dict, metric: str = "val_miou",
+def trial_summary(trials: pd.DataFrame, epochs: pd.DataFrame, baseline: dict, metric: str = DEFAULT_METRIC,
                   mode: str = "max") -> pd.DataFrame:
     """One row per trial, in the order of ``trials``: its score (``metric`` at its last reported epoch)
     and rank, val mIoU and accuracy at that epoch, the peak, overfitting, and the delta vs the
@@ -59,13 +60,13 @@ def trial_summary(trials: pd.DataFrame, epochs: pd.DataFrame, baseline: dict, me
 
 
 def configurations_table(summary: pd.DataFrame, trials: pd.DataFrame, searched: list[str],
-                         metric_name: str = "val mIoU") -> pd.DataFrame:
+                         metric_name: str = METRICS[DEFAULT_METRIC].name) -> pd.DataFrame:
     """One row per configuration, best first, baseline marked: the experiment's main table, its score
     under ``metric_name`` (and val mIoU beside it when the metric is another)."""
     t = best_first(summary).merge(trials[["trial", *searched]], on="trial", how="left")
-    miou = [] if metric_name == "val mIoU" else ["val_miou"]
+    miou = [] if metric_name == METRICS["val_miou"].name else ["val_miou"]
     cols = ["trial", *searched, "score", *miou, "val_acc", "delta", "epochs", "status", "peak_miou", "overfitting"]
-    out = t[cols].rename(columns={"score": metric_name, "val_miou": "val mIoU", "val_acc": "pixel acc",
+    out = t[cols].rename(columns={"score": metric_name, **{key: METRICS[key].name for key in ("val_miou", "val_acc")},
                                   "delta": "delta vs baseline", "peak_miou": "peak mIoU"})
     out["trial"] = [f"{n} (baseline)" if b else n for n, b in zip(t["trial"], t["is_baseline"])]
     return out.reset_index(drop=True)
@@ -79,7 +80,7 @@ def _factor_of(row: pd.Series, baseline: dict, levels: dict) -> tuple[str, objec
 
 
 def ablation_table(summary: pd.DataFrame, trials: pd.DataFrame, baseline: dict, levels: dict,
-                   metric_name: str = "val mIoU") -> pd.DataFrame:
+                   metric_name: str = METRICS[DEFAULT_METRIC].name) -> pd.DataFrame:
     """One-factor-at-a-time table: factor, level, mean +- std over seeds, delta vs the baseline row."""
     t = summary.merge(trials, on=["trial", "status", "epochs", "wall_time_s"])
     keys = [_factor_of(r, baseline, levels) for _, r in t.iterrows()]
@@ -98,7 +99,7 @@ def ablation_table(summary: pd.DataFrame, trials: pd.DataFrame, baseline: dict, 
 
 
 def factor_tables(summary: pd.DataFrame, trials: pd.DataFrame, searched: list[str], bins: int = 4,
-                  metric_name: str = "val mIoU") -> dict[str, pd.DataFrame]:
+                  metric_name: str = METRICS[DEFAULT_METRIC].name) -> dict[str, pd.DataFrame]:
     """Per searched key: level (or binned range) vs the best and mean score of the trials that completed.
 
     Trials the scheduler stopped early are left out so that their short training does not drag a level down.

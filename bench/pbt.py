@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--max-train", type=int, default=200, help="training images (the CPU default is 400)")
     args = p.parse_args(argv)
-    from search_spaces.driver.record import HARDWARE
+    from search_spaces.hardware import HARDWARE
 
     print(f"machine: {os.cpu_count()} cores; synthetic set, CPU defaults "
           f"({HARDWARE['cpu'].config['data.image_size']} px, {HARDWARE['cpu'].config['data.max_val']} validation "

@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from bench.data_pipeline import machine, rates
-from search_spaces.driver.record import HARDWARE
+from search_spaces.hardware import HARDWARE
 from trainable.build import build_run
 from trainable.config import Config
 from trainable.loop import evaluate, train_one_epoch

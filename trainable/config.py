@@ -28,6 +28,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "TrainConfig",
+    "default_of",
     "flatten",
     "merge_flags",
     "parse_overrides",
@@ -272,6 +273,11 @@ def _field_of(key: str) -> tuple[str, str, dataclasses.Field]:
     if name not in fields:
         raise ConfigError(f"unknown config key '{key}': valid keys in '{group}' are {', '.join(fields)}")
     return group, name, fields[name]
+
+
+def default_of(key: str) -> Any:
+    """The default of config key ``key`` (e.g. ``model.max_params``)."""
+    return _default(_field_of(key)[2])
 
 
 def _default(f: dataclasses.Field) -> Any:

@@ -2,8 +2,8 @@
 
 Each output folder holds the weights (``model.pt``, loadable with ``torch.load(...,
 weights_only=True)``, and ``model.safetensors``), the resolved config, the parameter count, the
-training curves as CSV and PNG, the machine it ran on, and the val mIoU with and without the
-configured test-time augmentation. No Ray: a plain loop, one configuration at a time. With a
+training curves as CSV and PNG, the machine it ran on, and the validation scores with and without
+the configured test-time augmentation. No Ray: a plain loop, one configuration at a time. With a
 challenge to submit to (``retrain --submission NAME``) the retrained model then predicts the data's
 test split into that edition's submission (``trainable.predict``); its rules are checked first.
 
@@ -33,7 +33,7 @@ from trainable.config import Config, flatten, merge_flags
 from trainable.errors import UserError
 from trainable.layout import MODEL_FILE, RETRAIN_FILES, replacing
 from trainable.loop import evaluate
-from trainable.metrics import METRICS, SEARCH_METRICS, scores, search_metric
+from trainable.metrics import DEFAULT_METRIC, METRICS, SEARCH_METRICS, scores, search_metric
 from trainable.models import build_model, count_parameters
 from trainable.predict import check_rules, prediction_images
 from trainable.schedule import aug_at, stretch
@@ -130,7 +130,7 @@ def _write_weights(run, cfg: Config, out: Path, metrics: dict) -> None:
               metadata={"config": json.dumps(payload["config"]), "normalization": json.dumps(payload["normalization"])})
 
 
-def _plot_curves(curves: pd.DataFrame, path: Path) -> None:
+def _plot_curves(curves: pd.DataFrame, path: Path, metric: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,8 +139,8 @@ def _plot_curves(curves: pd.DataFrame, path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     a.plot(curves["epoch"], curves["train_loss"], marker="o", ms=3)
     a.set(xlabel="epoch", ylabel="training loss", title="Training loss")
-    b.plot(curves["epoch"], curves["val_miou"], marker="o", ms=3, color="tab:green")
-    b.set(xlabel="epoch", ylabel="val mIoU (%)", title="Validation mIoU")
+    b.plot(curves["epoch"], curves[metric], marker="o", ms=3, color="tab:green")
+    b.set(xlabel="epoch", ylabel=METRICS[metric].name, title=f"{METRICS[metric].name} per epoch")
     for ax in (a, b):
         ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -149,7 +149,7 @@ def _plot_curves(curves: pd.DataFrame, path: Path) -> None:
 
 
 def retrain(cfg: Config, out: Path, threads: int | None = None, log=print, schedule: tuple[dict, ...] = (),
-            schedule_note: str = "", metric: str = "val_miou") -> dict:
+            schedule_note: str = "", metric: str = DEFAULT_METRIC) -> dict:
     """Train ``cfg`` for ``cfg.train.epochs`` and write everything into ``out`` (created, must not
     exist); ``threads``: torch's CPU threads meanwhile (default: as they are); ``schedule``: the
     augmentation settings by epoch (``trainable.schedule``) instead of ``cfg.aug`` throughout;
@@ -193,7 +193,7 @@ def retrain(cfg: Config, out: Path, threads: int | None = None, log=print, sched
         tmp.mkdir()
         curves = pd.DataFrame(rows)
         curves.to_csv(tmp / RETRAIN_FILES["curves"], index=False)
-        _plot_curves(curves, tmp / RETRAIN_FILES["curves_plot"])
+        _plot_curves(curves, tmp / RETRAIN_FILES["curves_plot"], metric)
         (tmp / RETRAIN_FILES["config"]).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         (tmp / RETRAIN_FILES["machine"]).write_text(json.dumps(machine_info(), indent=2) + "\n")
         (tmp / RETRAIN_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
@@ -212,7 +212,7 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def format_results(results: list[dict], metric: str = "val_miou", challenge: str | None = None) -> list[str]:
+def format_results(results: list[dict], metric: str = DEFAULT_METRIC, challenge: str | None = None) -> list[str]:
     """What a retrain prints: per trial the experiment's metric (mean +- std over seeds) beside the
     search's figure and with the configured TTA, the weights, and the command that predicts the test
     split (into ``challenge``'s submission, when the experiment follows one)."""

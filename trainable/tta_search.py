@@ -19,7 +19,7 @@ from trainable.build import load_trained_model, val_loader
 from trainable.config import Config
 from trainable.data import train_and_val
 from trainable.loop import resolve_device
-from trainable.metrics import compute_metrics, image_confusion, image_fscores, scores, search_metric
+from trainable.metrics import DEFAULT_METRIC, compute_metrics, image_confusion, image_fscores, scores, search_metric
 from trainable.sources import data_root
 from trainable.tta import scaled_probs
 
@@ -28,7 +28,7 @@ __all__ = ["print_tta_table", "score_tta"]
 
 @torch.no_grad()
 def score_tta(checkpoint: str | Path, combos: Sequence[tuple[Sequence[float], bool]], data: str | None = None,
-              overrides: dict | None = None, metric: str = "val_miou") -> list[dict]:
+              overrides: dict | None = None, metric: str = DEFAULT_METRIC) -> list[dict]:
     """One row per ``(scales, flip)`` combination with every validation metric, best ``metric`` first."""
     search_metric(metric)
     model, cfg, state = load_trained_model(checkpoint)

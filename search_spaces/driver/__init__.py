@@ -21,7 +21,7 @@ the spaces -> ``trainable``.
 """
 
 from search_spaces.driver.cluster import ClusterShape, TrialResources
-from search_spaces.driver.record import HARDWARE, RECORD_VERSION, ExperimentRecord, new_record, read_record
+from search_spaces.driver.record import RECORD_VERSION, ExperimentRecord, new_record, read_record
 from search_spaces.driver.search import SearchOutcome, create_experiment, describe, preflight, run_search, settle
 from search_spaces.driver.searcher import PrunedOptunaSearch, journal_storage, make_searcher, skip_finished_trials
 from search_spaces.driver.session import check_storage, start_ray
@@ -29,7 +29,6 @@ from search_spaces.driver.storage import storage_filesystem
 from search_spaces.driver.tuner import RAY_SETTINGS, build_tuner, progress_reporter
 
 __all__ = [
-    "HARDWARE",
     "RAY_SETTINGS",
     "RECORD_VERSION",
     "ClusterShape",

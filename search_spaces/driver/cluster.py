@@ -52,7 +52,7 @@ class TrialResources:
 
     @property
     def kind(self) -> str:
-        """The key of the hardware defaults (``record.HARDWARE``) these resources call for."""
+        """The key of the hardware defaults (``search_spaces.hardware.HARDWARE``) these resources call for."""
         return "gpu" if self.gpus > 0 else "cpu"
 
 

@@ -29,19 +29,18 @@ from typing import Any
 from search_spaces import SearchSpace, get_space
 from search_spaces.algorithms import SCHEDULERS, SEARCHERS
 from search_spaces.driver.cluster import ClusterShape, TrialResources
+from search_spaces.hardware import HARDWARE
 from search_spaces.population import POPULATION_SCHEDULERS, KeepInRange, explored
 from trainable.challenges import get_challenge
 from trainable.config import Config, flatten, merge_flags
 from trainable.errors import UserError
 from trainable.layout import EXPERIMENT_FILE, has_tune_state, replacing
-from trainable.metrics import search_metric
+from trainable.metrics import DEFAULT_METRIC, search_metric
 
 __all__ = [
-    "HARDWARE",
     "RECORD_VERSION",
     "SHORTHANDS",
     "ExperimentRecord",
-    "Hardware",
     "new_record",
     "read_record",
 ]
@@ -56,29 +55,6 @@ _HINT = "pass the folder that launch.py printed as 'results'"
 # flags that are another name for a config key: stated once, in the config
 SHORTHANDS = {"max_epochs": "train.epochs", "seed": "train.seed", "max_params": "model.max_params",
               "data": "data.root"}
-
-
-@dataclass(frozen=True)
-class Hardware:
-    """Defaults by hardware: trial config keys and search settings that a flag or ``--set`` overrides."""
-
-    config: dict[str, Any]
-    num_samples: int
-    grace_period: int
-    reduction_factor: float
-
-
-# On a CPU the whole default search is sized to finish in about ten minutes on two cores: small
-# images, a subset of the synthetic set, few epochs, more trials than rungs. Which of the two a search
-# gets, and each trial's CPUs and GPUs, follow the cluster it runs on (cluster.py).
-HARDWARE = {
-    "cpu": Hardware(config={"data.image_size": 64, "train.epochs": 8, "train.batch_size": 8, "data.max_train": 400,
-                            "data.max_val": 100, "data.num_workers": 0},
-                    num_samples=12, grace_period=2, reduction_factor=3),
-    "gpu": Hardware(config={"data.image_size": 512, "train.epochs": 30, "train.batch_size": 8, "data.max_train": 0,
-                            "data.max_val": 0},
-                    num_samples=32, grace_period=3, reduction_factor=3),
-}
 
 
 @dataclass
@@ -96,7 +72,7 @@ class ExperimentRecord:
     max_concurrent: int = 0  # trials at once (0: as resources allow)
     ablation: bool = False  # one factor at a time from the baseline, FIFO, every configuration in full
     seeds: int = 1  # repeats of each ablation configuration
-    metric: str = "val_miou"  # what ASHA, Optuna, the summary, the analysis and retrain rank by
+    metric: str = DEFAULT_METRIC  # what ASHA, Optuna, the summary, the analysis and retrain rank by
     mode: str = "max"
     challenge: str = ""  # the challenge edition whose rules the search follows (trainable.challenges)
     searcher: str = "tpe"  # what samples configurations (algorithms.SEARCHERS)
@@ -373,7 +349,7 @@ def new_record(space: str, *, name: str | None = None, cluster: ClusterShape | N
         num_samples=hw.num_samples if num_samples is None else num_samples, grace_period=grace_period,
         reduction_factor=float(hw.reduction_factor if reduction_factor is None else reduction_factor),
         cpus_per_trial=trial.cpus, gpus_per_trial=trial.gpus, max_concurrent=max_concurrent,
-        ablation=ablation, seeds=seeds, metric=metric or (rules.metric if rules else "val_miou"),
+        ablation=ablation, seeds=seeds, metric=metric or (rules.metric if rules else DEFAULT_METRIC),
         challenge=challenge or "", searcher=searcher or ("random" if population else "tpe"), scheduler=scheduler,
         perturbation_interval=perturbation_interval or 0, created=time.strftime("%Y-%m-%d %H:%M:%S"), command=command)
 

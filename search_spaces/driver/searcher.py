@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces.algorithms import SEARCHERS
+from trainable.metrics import DEFAULT_METRIC
 from trainable.objectstore import push, uri_of
 
 __all__ = ["REFUSED_CONSTRAINT", "TUNE_TRIAL_ATTR", "PrunedOptunaSearch", "journal_storage", "make_searcher",
@@ -121,7 +122,7 @@ class PrunedOptunaSearch(OptunaSearch):
 
 
 def make_searcher(journal: str | Path, study_name: str, seed: int, points_to_evaluate: list[dict],
-                  max_t: int, n_startup_trials: int, metric: str = "val_miou", mode: str = "max",
+                  max_t: int, n_startup_trials: int, metric: str = DEFAULT_METRIC, mode: str = "max",
                   sampler: str = "tpe") -> PrunedOptunaSearch:
     """A seeded searcher (``algorithms.SEARCHERS[sampler]``, TPE by default) with the PRUNED coupling,
     its study persisted in ``journal``."""
