@@ -20,6 +20,7 @@ from trainable.data import (
     train_and_val,
 )
 from trainable.decode import read_image, read_mask
+from trainable.errors import UserError
 
 TRAIN_IMG, TRAIN_MASK = "train/train_image", "train/train_mask"
 
@@ -160,3 +161,10 @@ def test_the_data_check_says_what_the_search_does_with_the_mirrored_masks(tiny_d
     notes = [line for line in capsys.readouterr().out.splitlines() if "mirrored" in line]
     assert notes[0].startswith("note: 1 of 10 training masks have their left/right labels mirrored")
     assert notes[1] == f"note: data.mirrored={policy} {MIRRORED_POLICIES[policy]}"
+
+
+def test_two_training_images_with_one_stem_are_refused_not_one_picked(tiny_data):
+    image = tiny_data / "train/train_image/3.jpg"
+    shutil.copyfile(image, image.with_suffix(".png"))
+    with pytest.raises(UserError, match=r"3\.jpg and 3\.png share the stem '3'"):
+        scan_split(tiny_data, "train")

@@ -29,7 +29,7 @@ from PIL import Image
 from trainable.audit import audit, column_sums, orientation
 from trainable.classes import FLIP_LUT, NUM_CLASSES
 from trainable.config import DataConfig
-from trainable.decode import IMAGE_EXTS, decode_pair, image_scale, read_image, read_mask
+from trainable.decode import decode_pair, image_scale, list_images, read_image, read_mask
 from trainable.errors import UserError
 from trainable.layout import replacing
 
@@ -128,18 +128,6 @@ def train_and_val(root: str | Path, data: DataConfig, notes: list[str] | None = 
                        orientations=[o for o, k in zip(train.orientations, pick) if k == keep], notes=[])
 
     return part(False), part(True)
-
-
-def _list_images(folder: Path, notes: list[str]) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith("."):
-            continue
-        if p.suffix.lower() not in IMAGE_EXTS or not p.is_file():
-            notes.append(f"{p}: not an image, ignored")
-            continue
-        files.setdefault(p.stem, p)
-    return files
 
 
 @dataclass
@@ -259,8 +247,8 @@ def scan_split(root: str | Path, split: str, with_masks: bool = True, cache_dir:
         return SplitInfo(**cached)
 
     notes: list[str] = []
-    images = _list_images(img_dir, notes)
-    masks = _list_images(mask_dir, notes) if mask_dir else {}
+    images = list_images(img_dir, notes)
+    masks = list_images(mask_dir, notes) if mask_dir else {}
     problems = []
     if mask_dir:
         problems += [f"{images[s]}: image without mask (expected {mask_dir / s}.png)"

@@ -1,4 +1,5 @@
-"""Decoding one image/mask pair from disk, as every reader of the data does it.
+"""Images and masks on disk: listing a folder's images, decoding one image/mask pair as every reader
+of the data does it, and writing a mask.
 
 A leaf module (no torch): the data sets, the decoded-array cache, prediction and the evaluator all
 decode through it, so that a cached pair is bit-identical to a decoded one.
@@ -13,11 +14,35 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from trainable.classes import NUM_CLASSES
+from trainable.classes import NUM_CLASSES, PALETTE
+from trainable.errors import UserError
 
-__all__ = ["IMAGE_EXTS", "decode_pair", "image_scale", "read_image", "read_mask"]
+__all__ = ["IMAGE_EXTS", "decode_pair", "image_scale", "list_images", "read_image", "read_mask", "write_mask"]
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def list_images(folder: Path, notes: list[str]) -> dict[str, Path]:
+    """The images of ``folder`` by stem, sorted; hidden files and files that are not images are noted in
+    ``notes`` and skipped. Two images with one stem are refused: a mask is named by its image's stem."""
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTS or not p.is_file():
+            notes.append(f"{p}: {'hidden' if p.name.startswith('.') else 'not an image'}, ignored")
+        elif p.stem in files:
+            raise UserError(f"{files[p.stem]} and {p.name} share the stem '{p.stem}', and a mask is named by its "
+                            f"image's stem ({p.stem}.png); rename or remove one of them")
+        else:
+            files[p.stem] = p
+    return files
+
+
+def write_mask(mask: np.ndarray, path: Path) -> None:
+    """``mask`` (class indices) as an 8-bit PNG with the CelebAMask-HQ palette: indices to a program,
+    colours to a person."""
+    png = Image.fromarray(mask, mode="P")
+    png.putpalette(PALETTE.flatten().tolist())
+    png.save(path)
 
 
 def read_image(path: Path) -> np.ndarray:

@@ -26,14 +26,14 @@ from PIL import Image
 from trainable import solution
 from trainable.build import load_trained_model
 from trainable.challenges import Challenge, get_challenge
-from trainable.classes import CLASSES, PALETTE
+from trainable.classes import CLASSES
 from trainable.config import Config, ConfigError, parse_value
-from trainable.decode import IMAGE_EXTS, read_image
+from trainable.decode import IMAGE_EXTS, list_images, read_image, write_mask
 from trainable.errors import UserError
 from trainable.layout import SOLUTION_FILES, SUBMISSION_NOTE, replacing
 from trainable.loop import resolve_device
 from trainable.models import SegmentationNet, count_parameters, smp_spec
-from trainable.solution import FORMAT, predict_image, write_mask
+from trainable.solution import FORMAT, predict_image
 from trainable.tta import FLIP_CHANNELS
 
 __all__ = ["MAX_ZIP_MB", "check_rules", "format_result", "parse_scales", "predict_folder", "prediction_images",
@@ -77,21 +77,9 @@ def _images(folder: Path, notes: list[str]) -> list[Path]:
     """The images to predict, sorted; files that are not images (or hidden) are noted and skipped."""
     if not folder.is_dir():
         raise UserError(f"{folder}: image folder not found; pass an existing folder with --images")
-    files = []
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTS or not p.is_file():
-            notes.append(f"{p}: {'hidden' if p.name.startswith('.') else 'not an image'}, ignored")
-        else:
-            files.append(p)
+    files = list(list_images(folder, notes).values())
     if not files:
         raise UserError(f"{folder}: no images ({', '.join(IMAGE_EXTS)}) to predict")
-    # one mask per stem: two images with the same stem would silently overwrite each other's mask
-    by_stem: dict[str, Path] = {}
-    for p in files:
-        if p.stem in by_stem:
-            raise UserError(f"{by_stem[p.stem]} and {p.name} would both be written as {p.stem}.png; rename or "
-                            f"remove one of them")
-        by_stem[p.stem] = p
     return files
 
 
@@ -225,11 +213,9 @@ def predict_folder(checkpoint: str | Path, images: str | Path | None, out: str |
                                 f"nothing was written") from None
             pred = predict_image(model, spec, image, device, out_size=(size, size) if size else None)
             if layout == "masks-and-solution":
-                write_mask(pred, masks / f"{path.stem}.png")  # what the standalone run.py writes
+                solution.write_mask(pred, masks / f"{path.stem}.png")  # what the standalone run.py writes
             else:
-                png = Image.fromarray(pred, mode="P")
-                png.putpalette(PALETTE.flatten().tolist())
-                png.save(masks / f"{path.stem}.png")
+                write_mask(pred, masks / f"{path.stem}.png")
         if layout == "masks-and-solution":
             (tmp / "solution").mkdir()
             torch.save({**spec, "state_dict": {k: v.cpu() for k, v in spec["state_dict"].items()}},

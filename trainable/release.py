@@ -31,9 +31,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from trainable.classes import PALETTE
 from trainable.data import DataError, cache_root, fingerprint
-from trainable.decode import image_scale
+from trainable.decode import image_scale, list_images, write_mask
 from trainable.layout import replacing
 
 __all__ = ["ANNO_DIR", "IMAGE_DIR", "MAPPING_FILE", "PARTITION_FILE", "PARTS", "combine_parts", "is_release",
@@ -136,8 +135,7 @@ def _faces(root: Path) -> tuple[dict[str, Path], dict[str, dict[str, Path]], lis
         raise DataError([f"{root}: found {ANNO_DIR} but no {IMAGE_DIR} folder; unpack the release's images "
                          f"into {image_dir}"])
     notes: list[str] = []
-    images = {p.stem: p for p in sorted(image_dir.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")
-              and not p.name.startswith(".")}
+    images = list_images(image_dir, notes)
     parts: dict[str, dict[str, Path]] = {}
     for p in sorted(anno_dir.glob("*/*.png")):
         m = _PART_FILE.match(p.name)
@@ -175,9 +173,7 @@ def _convert(root: Path, out: Path, key: str, workers: int) -> None:
                                f"{mask.shape[0]}; the image must be the parts' size or a whole multiple of it"]
         if problems:
             return problems
-        png = Image.fromarray(mask, mode="P")
-        png.putpalette(PALETTE.flatten().tolist())
-        png.save(out / split[hq] / "masks" / f"{hq}.png")
+        write_mask(mask, out / split[hq] / "masks" / f"{hq}.png")
         target = out / split[hq] / "images" / images[hq].name
         try:
             target.symlink_to(images[hq].resolve())

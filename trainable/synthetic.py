@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from trainable.classes import PALETTE
 from trainable.data import cache_root
+from trainable.decode import write_mask
 from trainable.layout import replacing
 from trainable.release import ANNO_DIR, IMAGE_DIR, MAPPING_FILE, PARTITION_FILE, PARTS
 
@@ -203,12 +203,6 @@ LAYOUTS = ("course", "2025", "release")  # how ``generate`` lays the files out (
 _UNDER = {1: (2, 3, 4, 5, 6, 7, 10, 11, 12), 8: (15,), 9: (15,), 13: (14,)}
 
 
-def _save_mask(mask: np.ndarray, path: Path) -> None:
-    png = Image.fromarray(mask, mode="P")
-    png.putpalette(PALETTE.flatten().tolist())
-    png.save(path)
-
-
 def _write_release_face(out: Path, face: int, img: np.ndarray, mask: np.ndarray) -> None:
     """One face as the CelebAMask-HQ release holds it: the image at twice the mask's size, one
     binary PNG per part present."""
@@ -254,7 +248,7 @@ def generate(out: str | Path, n_train: int = 800, n_val: int = 200, n_test: int 
             cv2.imwrite(str(img_dir / f"{name}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 92])
             if with_mask:
                 mask_dir.mkdir(parents=True, exist_ok=True)
-                _save_mask(mask, mask_dir / f"{name}.png")
+                write_mask(mask, mask_dir / f"{name}.png")
     if layout == "release" and split_files:
         # CelebA's files are numbered from 1 and the HQ faces are a shuffled subset of them
         order = np.random.default_rng([seed, 99]).permutation(face) * 3 + 1

@@ -187,7 +187,7 @@ def test_odd_image_names_give_masks_inside_the_output_folder_only(model_checkpoi
 
 def test_images_whose_masks_would_collide_are_refused(model_checkpoint, tiny_master, tmp_path):
     images = _images(tmp_path / "in", ["0.jpg", "0.png", "1.jpg"], tiny_master / "test" / "test_image" / "0.jpg")
-    with pytest.raises(UserError, match=r"in/0\.jpg and 0\.png would both be written as 0\.png"):
+    with pytest.raises(UserError, match=r"in/0\.jpg and 0\.png share the stem '0', and a mask is named by its image"):
         predict_folder(model_checkpoint, images, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
