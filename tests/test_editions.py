@@ -15,7 +15,21 @@ import pandas as pd
 import pytest
 
 from tests.test_launch import ROOT, TINY, launch
+from trainable.challenges import CHALLENGES
+from trainable.errors import UserError
+from trainable.metrics import SEARCH_METRICS
+from trainable.submission import LAYOUTS, get_layout
 from trainable.synthetic import generate
+
+
+@pytest.mark.parametrize("name", list(CHALLENGES))
+def test_every_edition_names_a_metric_and_a_layout_that_exist(name):
+    assert CHALLENGES[name].metric in SEARCH_METRICS and CHALLENGES[name].submission in LAYOUTS
+
+
+def test_an_unknown_layout_lists_the_valid_ones():
+    with pytest.raises(UserError, match="valid layouts are masks-folder, masks-and-solution"):
+        get_layout("masks-in-a-box")
 
 FACES = {"n_train": 14, "n_val": 4, "n_test": 3, "size": 64, "seed": 1}
 

@@ -22,8 +22,12 @@ class Challenge:
     metric: str  # what the grader scores: a metric each trial reports
     max_params: int  # the most trainable parameters allowed (model.max_params); 0: no budget
     pretrained: bool  # ImageNet (or other) pretrained weights allowed
-    submission: str  # the layout of what is handed in
+    submission: str  # the layout of what is handed in (trainable.submission.LAYOUTS)
     max_zip_mb: float  # the upload limit (0: none)
+
+    def forbids(self, pretrained: str) -> bool:
+        """Whether the edition's rules forbid training from ``pretrained`` weights (``model.pretrained``)."""
+        return not self.pretrained and pretrained != "none"
 
 
 CHALLENGES = {c.name: c for c in (

@@ -5,7 +5,7 @@ weights_only=True)``, and ``model.safetensors``), the resolved config, the param
 training curves as CSV and PNG, the machine it ran on, and the validation scores with and without
 the configured test-time augmentation. No Ray: a plain loop, one configuration at a time. With a
 challenge to submit to (``retrain --submission NAME``) the retrained model then predicts the data's
-test split into that edition's submission (``trainable.predict``); its rules are checked first.
+test split into that edition's submission (``trainable.submission``); its rules are checked first.
 
 A retrain of a trial with the trial's own epochs and seed repeats the trial's per-epoch figures
 exactly on the CPU: the data order and augmentation follow from the seed alone, and training runs
@@ -35,8 +35,9 @@ from trainable.layout import MODEL_FILE, RETRAIN_FILES, replacing
 from trainable.loop import evaluate
 from trainable.metrics import DEFAULT_METRIC, METRICS, SEARCH_METRICS, scores, search_metric
 from trainable.models import build_model, count_parameters
-from trainable.predict import check_rules, prediction_images
+from trainable.predict import prediction_images
 from trainable.schedule import aug_at, stretch
+from trainable.submission import check_rules
 
 __all__ = ["RetrainJob", "check_submission", "format_results", "machine_info", "plan_retrain", "retrain"]
 

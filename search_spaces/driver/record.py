@@ -167,7 +167,7 @@ class ExperimentRecord:
             raise UserError(f"mode {self.mode!r}: must be max or min")
         if self.challenge:
             rules = get_challenge(self.challenge)
-            if not rules.pretrained and self.config.model.pretrained != "none":
+            if rules.forbids(self.config.model.pretrained):
                 raise UserError(f"model.pretrained={self.config.model.pretrained}: the {rules.name} rules allow no "
                                 f"pretrained weights (models are trained from scratch); drop it, or choose another "
                                 f"--challenge")
