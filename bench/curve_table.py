@@ -57,9 +57,9 @@ def _train_curve(args: tuple[int, dict]) -> dict:
     import torch
 
     torch.set_num_threads(1)  # one core per configuration: several run side by side
-    from trainable.build import build_run, run_epoch
     from trainable.config import Config
     from trainable.loop import NonFiniteLossError
+    from trainable.run import build_run, run_epoch
 
     start = time.time()
     run = build_run(Config.from_dict({**FIXED, **point}))

@@ -25,10 +25,10 @@ from torch.utils.data import DataLoader
 
 from trainable.array_cache import build_array_cache, cache_bytes
 from trainable.augment import train_transform
-from trainable.build import EpochBatchSampler
 from trainable.config import AugConfig
 from trainable.data import FaceParsingDataset, scan_split
 from trainable.decode import decode_pair
+from trainable.loaders import EpochBatchSampler
 from trainable.synthetic import generate
 
 

@@ -94,7 +94,7 @@ MEMORY_FLOOR_MB = 1536  # a row is stopped when the machine has less than this l
 @dataclass(frozen=True)
 class Instant:
     """A near-instant trainable: ``train.epochs`` reports, each after ``report_s`` of CPU work and with a
-    tiny checkpoint, carrying the metrics the real trainable reports (``trainable.build.run_epoch``),
+    tiny checkpoint, carrying the metrics the real trainable reports (``trainable.run.run_epoch``),
     the score a fixed function of the configuration."""
 
     report_s: float

@@ -25,10 +25,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from trainable.build import build_run
 from trainable.config import Config, ModelConfig
 from trainable.loop import train_one_epoch
 from trainable.models import build_model
+from trainable.run import build_run
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}  # dense
 MODELS = {

@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from bench.data_pipeline import machine, rates
 from search_spaces.hardware import HARDWARE
-from trainable.build import build_run
 from trainable.config import Config
 from trainable.loop import evaluate, train_one_epoch
+from trainable.run import build_run
 from trainable.synthetic import generate
 
 

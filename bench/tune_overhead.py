@@ -317,8 +317,9 @@ def run_search(work: Path, record, ray_settings: dict, env: dict[str, str], log,
 def plain_loop(configs: list[str]) -> dict[str, tuple[float, float]]:
     """The trials' compute without Ray, exactly what ``train_segmentation`` does per trial; the wall
     time and CPU time of each configuration (as JSON)."""
-    from trainable.build import build_run, run_epoch, save_checkpoint
+    from trainable.checkpoints import save_checkpoint
     from trainable.config import Config
+    from trainable.run import build_run, run_epoch
 
     times = {}
     for config in configs:
@@ -337,7 +338,8 @@ def calibrate(cfg, seconds: float) -> int:
     """Epochs for a trial of at least ``seconds`` as a plain loop, from the CPU time (which other load
     on the machine does not inflate) of the baseline configuration: a first build fills the data
     caches, then a build and two epochs with their checkpoints are timed."""
-    from trainable.build import build_run, run_epoch, save_checkpoint
+    from trainable.checkpoints import save_checkpoint
+    from trainable.run import build_run, run_epoch
 
     build_run(cfg)
     start = time.thread_time()

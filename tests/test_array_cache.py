@@ -14,9 +14,10 @@ import torch
 from tests.conftest import tiny_config
 from trainable.array_cache import build_array_cache
 from trainable.augment import eval_transform, train_transform
-from trainable.build import build_run, set_epoch
 from trainable.config import AugConfig, Config
 from trainable.data import FaceParsingDataset, scan_split
+from trainable.loaders import set_epoch
+from trainable.run import build_run
 
 MEAN, STD = [0.5] * 3, [0.25] * 3
 

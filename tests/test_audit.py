@@ -102,8 +102,8 @@ def test_fix_and_drop_change_what_trains_never_the_files(tiny_data, policy):
     from PIL import Image
 
     from tests.conftest import tiny_config
-    from trainable.build import build_run
     from trainable.config import Config
+    from trainable.run import build_run
 
     mask_dir = tiny_data / "train" / "train_mask"
     for name in ("2.png", "7.png"):

@@ -2,9 +2,10 @@ import pytest
 import torch
 
 from tests.conftest import tiny_config
-from trainable.build import build_run, load_checkpoint, run_epoch, save_checkpoint
+from trainable.checkpoints import load_checkpoint, save_checkpoint
 from trainable.config import Config, OptimConfig
 from trainable.loop import NonFiniteLossError, make_scheduler
+from trainable.run import build_run, run_epoch
 
 
 def _lrs(cfg: OptimConfig, steps_per_epoch: int, epochs: int) -> list[float]:

@@ -164,7 +164,7 @@ def test_flip_double_adds_mirrored_swapped_copies(tiny_master):
 
 
 def test_train_on_train_plus_val(tiny_master):
-    from trainable.build import build_run
+    from trainable.run import build_run
 
     run = build_run(Config.from_dict(tiny_config(tiny_master, data={"train_on": "train+val"})))
     assert len(run.train_loader.dataset) == 10 + 5

@@ -14,11 +14,11 @@ from torch import nn
 
 from tests.conftest import tiny_config
 from trainable import scoring
-from trainable.build import build_run, run_epoch
 from trainable.classes import NUM_CLASSES
 from trainable.config import Config
 from trainable.loop import evaluate
 from trainable.metrics import NLL_FLOOR, class_argmax, compute_metrics, image_fscores
+from trainable.run import build_run, run_epoch
 from trainable.scoring import score_logits
 from trainable.synthetic import generate
 from trainable.tta import tta_probs

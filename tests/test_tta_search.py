@@ -10,10 +10,11 @@ from search_spaces.driver import new_record
 from search_spaces.tta import combinations_to_score
 from tests.conftest import tiny_config
 from tests.test_launch import launch
-from trainable.build import build_run, load_trained_model, run_epoch, save_checkpoint
+from trainable.checkpoints import load_trained_model, save_checkpoint
 from trainable.config import Config
 from trainable.errors import UserError
 from trainable.layout import CHECKPOINT_FILE
+from trainable.run import build_run, run_epoch
 from trainable.tta_search import score_tta
 
 

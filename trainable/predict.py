@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from trainable.build import load_trained_model
 from trainable.challenges import get_challenge
+from trainable.checkpoints import load_trained_model, solution_checkpoint
 from trainable.config import Config, ConfigError, parse_value
 from trainable.decode import IMAGE_EXTS, list_images, read_image
 from trainable.errors import UserError
@@ -30,7 +30,6 @@ from trainable.submission import (
     MAX_ZIP_MB,
     check_rules,
     get_layout,
-    solution_checkpoint,
     write_submission_md,
     zip_submission,
 )

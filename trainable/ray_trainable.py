@@ -26,12 +26,13 @@ import ray
 import torch
 from ray import tune
 
-from trainable.build import Run, build_run, load_checkpoint, run_epoch, save_checkpoint
+from trainable.checkpoints import load_checkpoint, save_checkpoint
 from trainable.config import Config
 from trainable.errors import UserError
 from trainable.layout import REFUSED_FILE, SCHEDULE_FILE, STOPPED_FILE, trial_dir_name
 from trainable.loop import NonFiniteLossError
 from trainable.metrics import SEARCH_METRICS
+from trainable.run import Run, build_run, run_epoch
 from trainable.schedule import continue_schedule, read_schedule, schedule_text, start_schedule
 
 # a checkpoint is written to the storage only while this much stays free after it: room for as many

@@ -27,8 +27,8 @@ from typing import Any
 import pandas as pd
 import torch
 
-from trainable.build import build_run, run_epoch, set_augmentation
 from trainable.challenges import Challenge, get_challenge
+from trainable.checkpoints import write_retrained
 from trainable.config import Config, flatten, merge_flags
 from trainable.errors import UserError
 from trainable.layout import MODEL_FILE, RETRAIN_FILES, replacing
@@ -36,6 +36,7 @@ from trainable.loop import evaluate
 from trainable.metrics import DEFAULT_METRIC, METRICS, SEARCH_METRICS, scores, search_metric
 from trainable.models import build_model, count_parameters
 from trainable.predict import prediction_images
+from trainable.run import build_run, run_epoch, set_augmentation
 from trainable.schedule import aug_at, stretch
 from trainable.submission import check_rules
 
@@ -120,17 +121,6 @@ def machine_info() -> dict:
             "platform": platform.platform()}
 
 
-def _write_weights(run, cfg: Config, out: Path, metrics: dict) -> None:
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()}
-    payload = {"model": state, "config": cfg.to_dict(), "metrics": metrics,
-               "normalization": {"mean": run.train_info.mean, "std": run.train_info.std}}
-    torch.save(payload, out / MODEL_FILE)
-    save_file(state, str(out / RETRAIN_FILES["safetensors"]),
-              metadata={"config": json.dumps(payload["config"]), "normalization": json.dumps(payload["normalization"])})
-
-
 def _plot_curves(curves: pd.DataFrame, path: Path, metric: str) -> None:
     import matplotlib
 
@@ -198,7 +188,7 @@ def retrain(cfg: Config, out: Path, threads: int | None = None, log=print, sched
         (tmp / RETRAIN_FILES["config"]).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         (tmp / RETRAIN_FILES["machine"]).write_text(json.dumps(machine_info(), indent=2) + "\n")
         (tmp / RETRAIN_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
-        _write_weights(run, cfg, tmp, {k: v for k, v in summary.items() if k.startswith("val_")})
+        write_retrained(run, tmp, {k: v for k, v in summary.items() if k.startswith("val_")})
     return summary
 
 

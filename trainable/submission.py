@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import sys
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -25,17 +25,13 @@ import torch
 
 from trainable import solution
 from trainable.challenges import Challenge
-from trainable.classes import CLASSES
 from trainable.config import Config
 from trainable.decode import write_mask
 from trainable.errors import UserError
 from trainable.layout import SOLUTION_FILES, SUBMISSION_NOTE, replacing
-from trainable.models import SegmentationNet, smp_spec
-from trainable.solution import FORMAT
-from trainable.tta import FLIP_CHANNELS
 
-__all__ = ["DEFAULT_LAYOUT", "LAYOUTS", "MAX_ZIP_MB", "Layout", "check_rules", "get_layout", "solution_checkpoint",
-           "write_submission_md", "zip_submission"]
+__all__ = ["DEFAULT_LAYOUT", "LAYOUTS", "MAX_ZIP_MB", "Layout", "check_rules", "get_layout", "write_submission_md",
+           "zip_submission"]
 
 MAX_ZIP_MB = 30.0  # the challenge's upload limit
 # what the standalone run.py imports (trainable.solution), and timm, which builds smp's "tu-" encoders
@@ -109,16 +105,6 @@ def check_rules(challenge: Challenge, cfg: Config, params: int, what: str | Path
         raise UserError(f"{what}: the model was trained from {cfg.model.pretrained} weights, but "
                         f"{challenge.name} allows training from scratch only; retrain with model.pretrained=none; "
                         f"nothing was written")
-
-
-def solution_checkpoint(model: SegmentationNet, cfg: Config, norm: dict, scales: Sequence[float], flip: bool) -> dict:
-    """What ``solution/ckpt.pth`` holds: everything the standalone ``run.py`` needs, as tensors and plain
-    values (it loads with ``weights_only=True``). The auxiliary head trains only and is left out."""
-    cls, kwargs = smp_spec(cfg.model)
-    return {"format": FORMAT, "arch": cls.__name__, "arch_kwargs": kwargs, "state_dict": model.net.state_dict(),
-            "image_size": cfg.data.image_size, "mean": list(norm["mean"]), "std": list(norm["std"]),
-            "tta_scales": [float(s) for s in scales], "tta_flip": bool(flip),
-            "flip_channels": FLIP_CHANNELS.tolist(), "classes": list(CLASSES)}
 
 
 def _requirements() -> str:

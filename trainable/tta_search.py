@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainable.build import load_trained_model, val_loader
+from trainable.checkpoints import load_trained_model
 from trainable.config import Config
 from trainable.data import train_and_val
+from trainable.loaders import val_loader
 from trainable.loop import resolve_device
 from trainable.metrics import DEFAULT_METRIC, compute_metrics, image_confusion, image_fscores, scores, search_metric
 from trainable.sources import data_root

@@ -21,9 +21,9 @@ from search_spaces import get_space
 from search_spaces.driver.searcher import TUNE_TRIAL_ATTR, journal_storage, make_searcher
 from tests.conftest import tiny_config
 from tests.reliability.clirun import ROOT
-from trainable.build import build_run, run_epoch
 from trainable.config import Config
 from trainable.layout import JOURNAL_FILE
+from trainable.run import build_run, run_epoch
 
 # what an epoch reports that must repeat exactly (the rest is wall time, host names and Ray's ids)
 EPOCH_METRICS = ("epoch", "val_miou", "val_acc", "val_mean_f1", "val_loss", "train_loss", "lr")

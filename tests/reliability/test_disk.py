@@ -25,7 +25,7 @@ from tests.reliability.harness import (
     roles,
     run_search,
 )
-from trainable.build import read_checkpoint
+from trainable.checkpoints import read_checkpoint
 from trainable.layout import CHECKPOINT_FILE
 
 MAX_FAILURES = 2  # FailureConfig(max_failures=2) of the experiment's Tuner

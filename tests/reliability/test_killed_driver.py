@@ -22,7 +22,7 @@ from ray import cloudpickle
 from analysis import load_experiment
 from search_spaces.driver.storage import storage_filesystem
 from tests.reliability.harness import load_study, result_rows
-from trainable.build import read_checkpoint
+from trainable.checkpoints import read_checkpoint
 from trainable.layout import CHECKPOINT_FILE, TEMP_MARK
 
 ROOT = Path(__file__).resolve().parents[2]

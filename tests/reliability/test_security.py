@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from tests.reliability.clirun import ROOT, Case, Workspace, check_refusal, run_cases, snapshot
-from trainable.build import read_checkpoint
+from trainable.checkpoints import read_checkpoint
 from trainable.errors import UserError
 from trainable.models import ModelError, load_weights
 from trainable.predict import predict_folder

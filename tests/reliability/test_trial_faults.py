@@ -27,7 +27,7 @@ from tests.reliability.harness import (
     roles,
     run_search,
 )
-from trainable.build import read_checkpoint
+from trainable.checkpoints import read_checkpoint
 from trainable.layout import CHECKPOINT_FILE
 
 PLAN = ("raise-once", "kill-once", "nan", "enospc-always", "refused")  # the sixth trial runs clean
