@@ -95,12 +95,13 @@ def load_trained_model(path: str | Path, device: torch.device | str = "cpu") -> 
     return model.to(device).eval(), cfg, state
 
 
-def write_retrained(run: Run, out: Path, metrics: dict) -> None:
-    """``model.pt`` and ``model.safetensors`` of a finished retrain into ``out``."""
+def write_retrained(run: Run, cfg: Config, out: Path, metrics: dict) -> None:
+    """``model.pt`` and ``model.safetensors`` of a finished retrain into ``out``; ``cfg``: the retrain's
+    own (its test-time augmentation, which the run's per-epoch validation leaves out)."""
     from safetensors.torch import save_file
 
     state = {k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()}
-    payload = {"model": state, "config": run.cfg.to_dict(), "metrics": metrics, "normalization": normalization(run)}
+    payload = {"model": state, "config": cfg.to_dict(), "metrics": metrics, "normalization": normalization(run)}
     torch.save(payload, out / MODEL_FILE)
     save_file(state, str(out / RETRAIN_FILES["safetensors"]),
               metadata={"config": json.dumps(payload["config"]), "normalization": json.dumps(payload["normalization"])})

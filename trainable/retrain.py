@@ -188,7 +188,7 @@ def retrain(cfg: Config, out: Path, threads: int | None = None, log=print, sched
         (tmp / RETRAIN_FILES["config"]).write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         (tmp / RETRAIN_FILES["machine"]).write_text(json.dumps(machine_info(), indent=2) + "\n")
         (tmp / RETRAIN_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
-        write_retrained(run, tmp, {k: v for k, v in summary.items() if k.startswith("val_")})
+        write_retrained(run, cfg, tmp, {k: v for k, v in summary.items() if k.startswith("val_")})
     return summary
 
 
