@@ -25,6 +25,7 @@ from trainable.challenges import CHALLENGES
 from trainable.cli import parse_verb
 from trainable.config import default_of, parse_overrides
 from trainable.errors import UserError, cli_errors
+from trainable.folders import DATA_LAYOUTS, split_folders
 from trainable.layout import MODEL_FILE, RETRAIN_DIR, SUBMISSION_DIR
 from trainable.metrics import DEFAULT_METRIC, SEARCH_METRICS
 from trainable.objectstore import local, push, uri_of
@@ -153,6 +154,7 @@ def evaluate(args) -> int:
 # ---- the command line: each verb's flags (the shared ones defined once), with examples ----
 
 EXP = "an experiment folder (the one search printed as 'results')"
+COURSE = DATA_LAYOUTS["course"]  # the examples' data folder
 SHARED = {"--data": dict(help="data folder (course or generic layout); by default search uses the built-in "
                               "synthetic set, retrain and tta the trial's data"),
           "--set": dict(action="append", default=[], metavar="KEY=VALUE",
@@ -220,8 +222,8 @@ VERBS = {
          "EXP --train-on train+val --submission ce7454-2025"]),
     "predict": (predict, "predict a folder of images and package the submission",
                 {"model": f"{MODEL_FILE} of a retrain, or a trial's checkpoint"}, {
-        "--images": dict(help="folder of images to predict (default: the test split of the checkpoint's data, "
-                              "test/images or test/test_image)"),
+        "--images": dict(help=f"folder of images to predict (default: the test split of the checkpoint's data, "
+                              f"{split_folders('test')})"),
         "--out": dict(required=True, help="folder for the masks"),
         "--tta": dict(help="scales, e.g. 0.75,1,1.25 (default: the checkpoint's)"),
         "--flip": dict(action="store_true", help="add flipped predictions (left/right labels swapped)"),
@@ -231,12 +233,13 @@ VERBS = {
                                                        "the model against its rules (ce7454-2025: masks/ + solution/)"),
         "--size": dict(type=int, help="mask side in pixels (default: each input image's size)"),
         "--force": dict(action="store_true", help="replace an existing output folder or zip")},
-        [f"EXP/{RETRAIN_DIR}/trial_1a2b3c4d/{MODEL_FILE} --images DATA/test/test_image --out preds "
+        [f"EXP/{RETRAIN_DIR}/trial_1a2b3c4d/{MODEL_FILE} --images {COURSE.image_dir('DATA', 'test')} --out preds "
          f"--zip submission.zip",
          f"EXP/{RETRAIN_DIR}/trial_1a2b3c4d/{MODEL_FILE} --out submission --submission ce7454-2025"]),
     "evaluate": (evaluate, "score predicted masks against true masks as the course evaluator does",
                  {"pred_dir": "folder of predicted index PNGs (or one holding a single sub-folder)",
-                  "truth_dir": "folder of true masks, e.g. DATA/val/val_mask"}, {}, ["predictions DATA/val/val_mask"]),
+                  "truth_dir": f"folder of true masks, e.g. {COURSE.mask_dirs('DATA', 'val')[0]}"}, {},
+                 [f"predictions {COURSE.mask_dirs('DATA', 'val')[0]}"]),
 }
 LEGACY = {"--resume": "resume", "--retrain": "retrain", "--predict": "predict"}  # earlier spellings
 AT_LEAST = {"num_samples": 1, "max_epochs": 1, "grace_period": 1, "seeds": 1, "top": 1, "epochs": 1, "size": 1,

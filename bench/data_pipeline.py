@@ -26,9 +26,10 @@ from torch.utils.data import DataLoader
 from trainable.array_cache import build_array_cache, cache_bytes
 from trainable.augment import train_transform
 from trainable.config import AugConfig
-from trainable.data import FaceParsingDataset, scan_split
+from trainable.dataset import FaceParsingDataset
 from trainable.decode import decode_pair
 from trainable.loaders import EpochBatchSampler
+from trainable.scan import scan_split
 from trainable.synthetic import generate
 
 

@@ -591,7 +591,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
         return child_main(args.child)
-    from trainable.data import scan_split
+    from trainable.scan import scan_split
     from trainable.synthetic import generate
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="driver-scale-"))

@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from search_spaces.driver import RAY_SETTINGS, start_ray
-    from trainable.data import scan_split
+    from trainable.scan import scan_split
     from trainable.synthetic import generate
 
     torch.set_num_threads(1)  # as Ray gives a one-CPU trial (OMP_NUM_THREADS=1)

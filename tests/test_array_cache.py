@@ -15,9 +15,10 @@ from tests.conftest import tiny_config
 from trainable.array_cache import build_array_cache
 from trainable.augment import eval_transform, train_transform
 from trainable.config import AugConfig, Config
-from trainable.data import FaceParsingDataset, scan_split
+from trainable.dataset import FaceParsingDataset
 from trainable.loaders import set_epoch
 from trainable.run import build_run
+from trainable.scan import scan_split
 
 MEAN, STD = [0.5] * 3, [0.25] * 3
 

@@ -82,7 +82,7 @@ def test_no_false_alarm_on_a_clean_set():
 def test_the_data_check_notes_the_mirrored_masks_of_a_split(tiny_data):
     from PIL import Image
 
-    from trainable.data import scan_split
+    from trainable.scan import scan_split
 
     for name in ("2.png", "7.png"):  # their labels exchanged on disk, as in a real release
         path = tiny_data / "train" / "train_mask" / name

@@ -10,17 +10,12 @@ from PIL import Image
 from trainable.audit import MIRRORED_POLICIES
 from trainable.classes import FLIP_LUT
 from trainable.config import DataConfig
-from trainable.data import (
-    CACHE_NAME,
-    DataError,
-    FaceParsingDataset,
-    find_split,
-    holdout_names,
-    scan_split,
-    train_and_val,
-)
+from trainable.dataset import FaceParsingDataset
 from trainable.decode import read_image, read_mask
 from trainable.errors import UserError
+from trainable.folders import DataError, find_split
+from trainable.scan import CACHE_NAME, scan_split
+from trainable.splits import holdout_names, train_and_val
 
 TRAIN_IMG, TRAIN_MASK = "train/train_image", "train/train_mask"
 

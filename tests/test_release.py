@@ -13,10 +13,12 @@ import pytest
 from PIL import Image
 
 from trainable.config import DataConfig
-from trainable.data import DataError, cache_root, train_and_val
 from trainable.decode import read_mask
+from trainable.folders import DataError
 from trainable.release import ANNO_DIR, IMAGE_DIR, MAPPING_FILE, PARTITION_FILE, combine_parts, prepare
+from trainable.scan import cache_root
 from trainable.sources import data_root
+from trainable.splits import train_and_val
 from trainable.synthetic import generate
 
 FACES = {"n_train": 8, "n_val": 3, "n_test": 2, "size": 64, "seed": 3}

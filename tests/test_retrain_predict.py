@@ -16,12 +16,13 @@ from search_spaces.driver import new_record
 from tests.conftest import tiny_config
 from tests.test_launch import launch
 from trainable.config import Config, flatten
-from trainable.data import FaceParsingDataset, scan_split
+from trainable.dataset import FaceParsingDataset
 from trainable.decode import read_mask
 from trainable.errors import UserError
 from trainable.evaluate import evaluate_folders
 from trainable.predict import predict_folder
 from trainable.retrain import format_results, retrain
+from trainable.scan import scan_split
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ orientation of the majority of the masks that show a left/right class; the masks
 orientation are mirrored. A mask without any left/right class is not judged, never flagged.
 
 The votes need only each class's pixel count and the sum of its pixels' columns, which the data
-check (``data.scan_split``) gathers in the one pass it makes over every mask.
+check (``scan.scan_split``) gathers in the one pass it makes over every mask.
 """
 
 from __future__ import annotations

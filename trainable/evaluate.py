@@ -21,6 +21,7 @@ import numpy as np
 from trainable.classes import CLASSES, NUM_CLASSES
 from trainable.decode import read_mask
 from trainable.errors import UserError, cli_errors
+from trainable.folders import DATA_LAYOUTS
 from trainable.metrics import SegMetrics, compute_metrics, confusion_matrix, image_fscores
 
 __all__ = ["evaluate_folders", "format_report", "main", "report"]
@@ -102,7 +103,7 @@ def report(pred_dir: str | Path, truth_dir: str | Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainable.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("pred_dir", help="folder of predicted index PNGs (or one holding a single sub-folder)")
-    p.add_argument("truth_dir", help="folder of true masks, e.g. DATA/val/val_mask")
+    p.add_argument("truth_dir", help=f"folder of true masks, e.g. {DATA_LAYOUTS['course'].mask_dirs('DATA', 'val')[0]}")
     args = p.parse_args(argv)
     print(report(args.pred_dir, args.truth_dir))
     return 0

@@ -17,8 +17,9 @@ from trainable.array_cache import build_array_cache
 from trainable.audit import mirrored_flags
 from trainable.augment import eval_transform, train_transform
 from trainable.config import Config
-from trainable.data import FaceParsingDataset, SplitInfo, cache_root
+from trainable.dataset import FaceParsingDataset
 from trainable.loop import seed_everything
+from trainable.scan import SplitInfo, cache_root
 
 __all__ = ["EpochBatchSampler", "set_epoch", "train_loader", "val_loader"]
 

@@ -32,7 +32,7 @@ def is_uri(path: str | Path) -> bool:
 
 
 def _cache() -> Path:
-    from trainable.data import cache_root
+    from trainable.scan import cache_root
 
     return cache_root() / MIRRORS
 

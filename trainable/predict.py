@@ -93,14 +93,14 @@ def _check_out(out: Path, images: Path, checkpoint: Path, force: bool) -> None:
 
 def prediction_images(cfg: Config, what: str | Path) -> Path:
     """The prediction set of ``cfg``'s data: its unlabeled ``test`` split."""
-    from trainable.data import DataError, find_split
+    from trainable.folders import DataError, find_split, split_folders
     from trainable.sources import data_root
 
     try:
         return find_split(data_root(cfg.data), "test", with_masks=False)[0]
     except DataError:
         raise UserError(f"{what}: its data ({cfg.data.root or 'the synthetic set'}) has no test split "
-                        f"(test/images or test/test_image); pass the images to predict with --images") from None
+                        f"({split_folders('test')}); pass the images to predict with --images") from None
 
 
 @torch.no_grad()

@@ -31,9 +31,10 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from trainable.data import DataError, cache_root, fingerprint
 from trainable.decode import image_scale, list_images, write_mask
+from trainable.folders import DATA_LAYOUTS, DataError
 from trainable.layout import replacing
+from trainable.scan import cache_root, fingerprint
 
 __all__ = ["ANNO_DIR", "IMAGE_DIR", "MAPPING_FILE", "PARTITION_FILE", "PARTS", "combine_parts", "is_release",
            "prepare"]
@@ -158,9 +159,10 @@ def _convert(root: Path, out: Path, key: str, workers: int) -> None:
     images, parts, notes = _faces(root)
     ids = sorted(images, key=int)
     split = _official_split(root, ids, notes) or dict.fromkeys(ids, "train")
+    folders = DATA_LAYOUTS["generic"]  # what the data check reads: <split>/images + <split>/masks
     for name in set(split.values()):
-        (out / name / "images").mkdir(parents=True)
-        (out / name / "masks").mkdir()
+        folders.image_dir(out, name).mkdir(parents=True)
+        folders.mask_dirs(out, name)[0].mkdir()
 
     def one(hq: str) -> list[str]:
         mask, problems = combine_parts(parts[hq])
@@ -173,8 +175,8 @@ def _convert(root: Path, out: Path, key: str, workers: int) -> None:
                                f"{mask.shape[0]}; the image must be the parts' size or a whole multiple of it"]
         if problems:
             return problems
-        write_mask(mask, out / split[hq] / "masks" / f"{hq}.png")
-        target = out / split[hq] / "images" / images[hq].name
+        write_mask(mask, folders.mask_dirs(out, split[hq])[0] / f"{hq}.png")
+        target = folders.image_dir(out, split[hq]) / images[hq].name
         try:
             target.symlink_to(images[hq].resolve())
         except OSError:  # a file system without symbolic links

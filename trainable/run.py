@@ -17,13 +17,14 @@ from torch.utils.data import DataLoader
 
 from trainable.classes import CLASSES
 from trainable.config import AugConfig, Config
-from trainable.data import SplitInfo, train_and_val
 from trainable.loaders import set_epoch, train_loader, val_loader
 from trainable.loop import evaluate, make_optimizer, make_scheduler, resolve_device, seed_everything, train_one_epoch
 from trainable.losses import build_loss
 from trainable.metrics import scores
 from trainable.models import SegmentationNet, build_model, count_parameters
+from trainable.scan import SplitInfo
 from trainable.sources import data_root
+from trainable.splits import train_and_val
 
 __all__ = ["Run", "build_run", "run_epoch", "set_augmentation"]
 

@@ -30,10 +30,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from trainable.data import cache_root
 from trainable.decode import write_mask
+from trainable.folders import DATA_LAYOUTS
 from trainable.layout import replacing
 from trainable.release import ANNO_DIR, IMAGE_DIR, MAPPING_FILE, PARTITION_FILE, PARTS
+from trainable.scan import cache_root
 
 __all__ = ["LAYOUTS", "Difficulty", "draw_face", "ensure_synthetic", "generate", "main"]
 
@@ -233,8 +234,8 @@ def generate(out: str | Path, n_train: int = 800, n_val: int = 200, n_test: int 
     partition, face = [], 0
     for split_index, (split, n, difficulty, with_mask) in enumerate(splits):
         folder = {"course": split, "2025": "train" if with_mask else "test"}.get(layout, "")
-        img_dir, mask_dir = ((out / folder / f"{folder}_image", out / folder / f"{folder}_mask") if layout == "course"
-                             else (out / folder / "images", out / folder / "masks"))
+        folders = DATA_LAYOUTS["course" if layout == "course" else "generic"]
+        img_dir, mask_dir = folders.image_dir(out, folder), folders.mask_dirs(out, folder)[0]
         for i in range(n):
             rng = np.random.default_rng([seed, split_index, i])
             img, mask = draw_face(rng, size, difficulty, frozenset({_FORCED[i % len(_FORCED)]}))

@@ -17,11 +17,11 @@ import torch
 
 from trainable.checkpoints import load_trained_model
 from trainable.config import Config
-from trainable.data import train_and_val
 from trainable.loaders import val_loader
 from trainable.loop import resolve_device
 from trainable.metrics import DEFAULT_METRIC, compute_metrics, image_confusion, image_fscores, scores, search_metric
 from trainable.sources import data_root
+from trainable.splits import train_and_val
 from trainable.tta import scaled_probs
 
 __all__ = ["print_tta_table", "score_tta"]

@@ -125,9 +125,10 @@ def preflight(config: Config, before_ray: bool = False, notes: bool = True) -> P
     the data folder (the built-in synthetic set, generated now at the config's size, when
     ``data.root`` is empty; ``before_ray``: not yet, as it is never refused); ``notes``: print the notes."""
     from trainable.audit import MIRRORED_POLICIES, mirrored_flags
-    from trainable.data import scan_split, train_and_val
     from trainable.models import build_model
+    from trainable.scan import scan_split
     from trainable.sources import data_root
+    from trainable.splits import train_and_val
 
     build_model(config.model, aux_head=config.loss.aux_weight > 0)
     if before_ray and not config.data.root:
@@ -232,8 +233,10 @@ def _write_data_lists(exp_dir: Path, config: Config) -> None:
     validation split, the held-out training images, with the config pointed at that list so every
     trial, a retrain and tta validate on the same pairs."""
     from trainable.audit import audit
-    from trainable.data import has_split, holdout_names, scan_split
+    from trainable.folders import has_split
+    from trainable.scan import scan_split
     from trainable.sources import data_root
+    from trainable.splits import holdout_names
 
     root = data_root(config.data)
     train = scan_split(root, "train", cache_dir=config.data.cache_dir)

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MAX_CHILDREN = 2
 
 
-WARM = ("launch", "search_spaces.driver", "trainable.data", "trainable.models", "trainable.predict",
+WARM = ("launch", "search_spaces.driver", "trainable.scan", "trainable.splits", "trainable.models", "trainable.predict",
         "trainable.retrain", "trainable.synthetic", "trainable.tta_search", "analysis.load", "analysis.tables")
 
 
