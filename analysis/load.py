@@ -70,6 +70,14 @@ class Experiment:
         chosen = select(self.summary(), trial, top)
         return [(t.trial, self.params(t.trial), self.threads(t.trial), t.score) for t in chosen.itertuples()]
 
+    def schedules(self, trials: list[str], fixed: bool = False) -> dict[str, list[dict]] | None:
+        """The augmentation schedules a retrain of ``trials`` replays: a population search's, unless
+        ``fixed`` (its final settings throughout); None for any other search."""
+        if fixed and not self.record.population:
+            raise UserError(f"--fixed: {self.path} is not a population search (--scheduler pbt or pb2), so its "
+                            f"trials have no augmentation schedule to replace; drop --fixed")
+        return {name: self.schedule(name) for name in trials} if self.record.population and not fixed else None
+
     def schedule(self, trial: str) -> list[dict]:
         """The augmentation schedule of trial ``trial`` (``schedule.json`` in its folder): one segment
         when nothing changed its settings."""

@@ -31,16 +31,18 @@ from trainable.challenges import Challenge, get_challenge
 from trainable.checkpoints import write_retrained
 from trainable.config import Config, flatten, merge_flags
 from trainable.errors import UserError
-from trainable.layout import MODEL_FILE, RETRAIN_FILES, replacing
+from trainable.layout import MODEL_FILE, RETRAIN_FILES, SUBMISSION_DIR, replacing
 from trainable.loop import evaluate
 from trainable.metrics import DEFAULT_METRIC, METRICS, SEARCH_METRICS, scores, search_metric
 from trainable.models import build_model, count_parameters
-from trainable.predict import prediction_images
+from trainable.objectstore import push, uri_of
+from trainable.predict import format_result, predict_folder, prediction_images
 from trainable.run import build_run, run_epoch, set_augmentation
 from trainable.schedule import aug_at, stretch
 from trainable.submission import check_rules
 
-__all__ = ["RetrainJob", "check_submission", "format_results", "machine_info", "plan_retrain", "retrain"]
+__all__ = ["RetrainJob", "check_submission", "format_results", "machine_info", "plan_retrain", "retrain",
+           "retrain_jobs"]
 
 HELD_OUT_NOTE = ("trained on train+val: the validation scores below were measured on images the model trained on and "
                  "is not a held-out estimate")
@@ -201,6 +203,30 @@ def _threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def retrain_jobs(jobs: list[RetrainJob], metric: str = DEFAULT_METRIC, challenge: str | None = None,
+                 submission: str | None = None, log=print) -> list[dict]:
+    """Train every job, one after another, and say how each did on the experiment's ``metric``; then,
+    with ``submission`` (a challenge), predict the data's test split into its submission with the first
+    job's model. A retrain of an object store's experiment is uploaded into it. Returns each job's
+    summary."""
+    if submission:
+        check_submission(jobs, submission)  # before hours of training, not after
+    results = []
+    for job in jobs:
+        log(job.describe(search_metric(metric).name))
+        results.append({"trial": job.trial, "out": str(job.out), "search_score": job.search_score,
+                        **retrain(job.cfg, job.out, threads=job.threads, log=log, schedule=job.schedule,
+                                  schedule_note=job.schedule_note, metric=metric)})
+    log("\n".join(format_results(results, metric, challenge)))
+    if submission:
+        predicted = predict_folder(jobs[0].out / MODEL_FILE, None, jobs[0].out / SUBMISSION_DIR, submission=submission)
+        log("\n".join(format_result(predicted)))
+    for job in jobs:
+        if uri_of(job.out):
+            log(f"uploaded to {push(job.out)}")
+    return results
 
 
 def format_results(results: list[dict], metric: str = DEFAULT_METRIC, challenge: str | None = None) -> list[str]:
