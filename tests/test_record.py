@@ -4,6 +4,7 @@ and the budget are derived; written, read back, and a record of the previous ver
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +164,24 @@ def test_explicit_flags_override_a_challenge_but_its_rules_hold():
         new_record("augmentation", challenge="ce7454-2026")
     assert new_record("augmentation").metric == "val_miou"  # no challenge: the course mIoU, 2,000,000
     assert new_record("augmentation").config.model.max_params == 2_000_000
+
+
+# an experiment written by an earlier version of this tool (commit 42ee819: a finished search of three
+# trials on the built-in synthetic set), its checkpoints left out to keep the repository small
+EARLIER = ROOT / "tests" / "data" / "search-42ee819"
+
+
+def test_an_experiment_of_an_earlier_version_analyses_resumes_and_retrains(tmp_path):
+    exp = Path(shutil.copytree(EARLIER, tmp_path / EARLIER.name))
+    analysis = subprocess.run([sys.executable, "-m", "analysis", str(exp)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+    assert analysis.returncode == 0, analysis.stderr
+    assert "trial_16bfa72c (baseline)" in (exp / "analysis" / "report.md").read_text()
+    resumed = launch("resume", str(exp))
+    out = resumed.communicate(timeout=300)[0]
+    assert resumed.returncode == 0, out[-3000:]
+    assert "trials          3 ended: 3 completed" in out and len(load_study(exp).trials) == 3
+    retrained = launch("retrain", str(exp), "--epochs", "1")
+    out = retrained.communicate(timeout=300)[0]
+    assert retrained.returncode == 0, out[-3000:]
+    assert "trial_16bfa72c: val mIoU" in out and (exp / "retrain" / "trial_16bfa72c" / "model.pt").is_file()
