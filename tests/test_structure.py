@@ -83,3 +83,15 @@ def test_the_experiment_file_names_are_spelled_in_the_layout_module_only():
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
                 words = set(re.split(r"[^\w.*-]+", node.value))
                 assert not words & names, f"{path.name}: {node.value!r}"
+
+
+def test_the_config_names_the_architectures_and_losses_their_registries_build():
+    # the config states the names (it validates a value without importing torch); the registries build them
+    from dataclasses import fields
+
+    from trainable.config import ARCHS, LossConfig
+    from trainable.losses import LOSSES
+    from trainable.models import ARCHS as BUILT
+
+    assert tuple(BUILT) == ARCHS
+    assert [f.name for f in fields(LossConfig) if f.metadata["help"].startswith("weight of")] == list(LOSSES)

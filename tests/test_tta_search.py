@@ -59,6 +59,13 @@ def test_tta_ranks_by_the_metric_of_the_experiment_holding_the_checkpoint(tiny_m
     assert metric_of(tmp_path) == "val_miou"  # outside any experiment: the course's
 
 
+def test_tta_resolves_data_and_set_as_search_and_retrain_do(checkpoint, tiny_master, tmp_path):
+    with pytest.raises(UserError, match="--data .* and --set data.root=elsewhere set the same value differently"):
+        score_tta(checkpoint, [((1.0,), False)], data=str(tiny_master), overrides={"data.root": "elsewhere"})
+    (row,) = score_tta(checkpoint, [((1.0,), False)], data=str(tiny_master), overrides={"data.root": str(tiny_master)})
+    assert row["val_miou"] > 0
+
+
 def test_bad_checkpoints_are_refused(checkpoint, tmp_path):
     with pytest.raises(UserError, match="no checkpoint found"):
         load_trained_model(tmp_path / "missing")

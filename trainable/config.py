@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from trainable.audit import MIRRORED_POLICIES
@@ -33,6 +34,7 @@ __all__ = [
     "merge_flags",
     "parse_overrides",
     "parse_value",
+    "with_flags",
 ]
 
 ARCHS = ("unet", "unetplusplus", "fpn", "deeplabv3plus", "upernet", "segformer")
@@ -108,7 +110,7 @@ class LossConfig:
     class_weights: str = _f("report", "class weights for CE and focal", choices=CLASS_WEIGHT_SCHEMES)
     class_weight_power: float = _f(0.5, "inverse_freq: weight = freq ** -power", lo=0, hi=2)
     focal_gamma: float = _f(2.0, "focal loss gamma", lo=0, hi=10)
-    aux_weight: float = _f(0.4, "weight of the auxiliary head's loss (0 = no auxiliary head)", lo=0)
+    aux_weight: float = _f(0.4, "the auxiliary head's loss weight (0 = no auxiliary head)", lo=0)
 
 
 @dataclass
@@ -212,6 +214,31 @@ def flatten(d: dict, prefix: str = "") -> dict:
         else:
             out[key] = v
     return out
+
+
+# flags that are another name for a config key, in every verb that has them: stated once, here
+SHORTHANDS = {"max_epochs": "train.epochs", "epochs": "train.epochs", "seed": "train.seed",
+              "max_params": "model.max_params", "data": "data.root", "train_on": "data.train_on"}
+
+
+def with_flags(overrides: dict[str, Any] | None = None, **flags: Any) -> dict[str, Any]:
+    """Dotted config keys set by the shorthand ``flags`` (``SHORTHANDS``; ``None``: not given) and by
+    ``--set`` ``overrides``, as ``merge_flags`` resolves them; a data folder is made absolute, so a
+    config means the same folder wherever it is read."""
+    if flags.get("data") is not None:
+        flags["data"] = data_folder(flags["data"])
+    given = {SHORTHANDS[flag]: (f"--{flag.replace('_', '-')}", value) for flag, value in flags.items()}
+    return merge_flags(given, flatten(overrides or {}))
+
+
+def data_folder(data: str) -> str:
+    """``data`` as an absolute path; a name no file system can hold gets a one-line error."""
+    try:
+        Path(data).expanduser().is_dir()
+    except OSError as e:  # e.g. a name longer than the file system allows
+        raise ConfigError(f"{data}: not a usable data folder ({e.strerror}); pass an existing folder with --data") \
+            from None
+    return str(Path(data).expanduser().resolve())
 
 
 def merge_flags(flags: dict[str, tuple[str, Any]], overrides: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import torch
 
 from trainable.challenges import Challenge, get_challenge
 from trainable.checkpoints import write_retrained
-from trainable.config import Config, flatten, merge_flags
+from trainable.config import Config, flatten, with_flags
 from trainable.errors import UserError
 from trainable.layout import MODEL_FILE, RETRAIN_FILES, SUBMISSION_DIR, replacing
 from trainable.loop import evaluate
@@ -76,12 +76,10 @@ def plan_retrain(trials: list[tuple[str, dict, int, float]], out_root: Path, *, 
     the trial's); refused before any training if an output folder exists. ``schedules``: a
     population search's augmentation schedule per trial, replayed stretched to the retrain's epochs
     (the config holds the trial's final settings, what ``retrain --fixed`` trains with)."""
-    data = data and str(Path(data).expanduser().resolve())
+    given = with_flags(overrides, epochs=epochs, train_on=train_on, data=data, seed=seed)
     jobs = []
     for name, params, threads, score in trials:
-        flags = {"train.epochs": ("--epochs", epochs), "data.train_on": ("--train-on", train_on),
-                 "data.root": ("--data", data), "train.seed": ("--seed", seed)}
-        flat = {**flatten(params), **merge_flags(flags, flatten(overrides or {}))}
+        flat = {**flatten(params), **given}
         first = int(flat["train.seed"])
         for k in range(seeds):
             cfg = Config.from_dict({**flat, "train.seed": first + k})

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from trainable.checkpoints import load_trained_model
-from trainable.config import Config
+from trainable.config import Config, flatten, with_flags
 from trainable.loaders import val_loader
 from trainable.loop import resolve_device
 from trainable.metrics import DEFAULT_METRIC, compute_metrics, image_confusion, image_fscores, scores, search_metric
@@ -33,10 +33,7 @@ def score_tta(checkpoint: str | Path, combos: Sequence[tuple[Sequence[float], bo
     """One row per ``(scales, flip)`` combination with every validation metric, best ``metric`` first."""
     search_metric(metric)
     model, cfg, state = load_trained_model(checkpoint)
-    flat = cfg.to_dict()
-    if data:
-        flat["data"]["root"] = data
-    cfg = Config.from_dict({**flat, **(overrides or {})})
+    cfg = Config.from_dict({**flatten(cfg.to_dict()), **with_flags(overrides, data=data)})  # as retrain resolves them
     device = resolve_device(cfg.train.device)
     model.to(device)
     train_info, val_info = train_and_val(data_root(cfg.data), cfg.data)

@@ -32,14 +32,13 @@ from search_spaces.driver.cluster import ClusterShape, TrialResources
 from search_spaces.hardware import HARDWARE
 from search_spaces.population import POPULATION_SCHEDULERS, KeepInRange, explored
 from trainable.challenges import get_challenge
-from trainable.config import Config, flatten, merge_flags
+from trainable.config import Config, flatten, with_flags
 from trainable.errors import UserError
 from trainable.layout import EXPERIMENT_FILE, has_tune_state, replacing
 from trainable.metrics import DEFAULT_METRIC, search_metric
 
 __all__ = [
     "RECORD_VERSION",
-    "SHORTHANDS",
     "ExperimentRecord",
     "new_record",
     "read_record",
@@ -52,9 +51,6 @@ _TTA_IS_NOT_SEARCHED = ("--space tta: TTA is scored on a trained checkpoint, not
 
 _HINT = "pass the folder that launch.py printed as 'results'"
 
-# flags that are another name for a config key: stated once, in the config
-SHORTHANDS = {"max_epochs": "train.epochs", "seed": "train.seed", "max_params": "model.max_params",
-              "data": "data.root"}
 
 
 @dataclass
@@ -328,10 +324,7 @@ def new_record(space: str, *, name: str | None = None, cluster: ClusterShape | N
     hw = HARDWARE[trial.kind]
     rules = get_challenge(challenge) if challenge else None
     preset = {"model.max_params": rules.max_params} if rules else {}  # below the flags: explicit ones win
-    flags = {SHORTHANDS[flag]: (f"--{flag.replace('_', '-')}", value) for flag, value in
-             (("max_epochs", max_epochs), ("seed", seed), ("max_params", max_params),
-              ("data", None if data is None else _data_folder(data)))}
-    given = merge_flags(flags, flatten(overrides or {}))
+    given = with_flags(overrides, max_epochs=max_epochs, seed=seed, max_params=max_params, data=data)
     # a GPU trial's loader workers: all of its CPUs but the one that drives the GPU
     derived = {"data.num_workers": max(1, int(trial.cpus) - 1)} if trial.gpus else {}
     config = search_space.base_config({**hw.config, **derived, **preset, **given})
@@ -354,10 +347,3 @@ def new_record(space: str, *, name: str | None = None, cluster: ClusterShape | N
         perturbation_interval=perturbation_interval or 0, created=time.strftime("%Y-%m-%d %H:%M:%S"), command=command)
 
 
-def _data_folder(data: str) -> str:
-    try:
-        Path(data).expanduser().is_dir()
-    except OSError as e:  # e.g. a name longer than the file system allows
-        raise UserError(f"{data}: not a usable data folder ({e.strerror}); pass an existing folder with --data") \
-            from None
-    return str(Path(data).expanduser().resolve())
