@@ -2,7 +2,7 @@
 every per-epoch val mIoU stored in ``bench/data/curves.parquet``, and the search that replays it
 (``TableBench``) for ``bench/search_efficiency.py``.
 
-``python bench/search_efficiency.py --build-table`` trains the grid with the project's plain
+``python -m bench.search_efficiency --build-table`` trains the grid with the project's plain
 training loop (64 px, otherwise the CPU defaults of ``launch.py``); ``random_full_target`` and
 ``random_full_exact`` compute what random search with full training reaches, exactly from the table.
 """

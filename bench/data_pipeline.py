@@ -1,6 +1,6 @@
 """Data pipeline benchmark: is the training-sample path as fast as bare albumentations?
 
-    python bench/data_pipeline.py [--size 512] [--n 160] [--batch 8]
+    python -m bench.data_pipeline [--size 512] [--n 160] [--batch 8]
 
 Measured side by side in one run, on a synthetic set written as JPEG images and PNG masks:
 

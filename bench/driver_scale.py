@@ -49,10 +49,10 @@ Driver CPU depends on wall time too: the controller takes a step at least every 
 step writes and uploads a snapshot, so a machine loaded by other work (longer trial starts) adds
 steps. Compare rows run under similar load.
 
-    python bench/driver_scale.py                 # 50, 200, 1000 trials at 8 and 64 at once (hours)
-    python bench/driver_scale.py --trials 50,200 --concurrent 8             # about 30 min, 2 busy cores
-    python bench/driver_scale.py --trials 20,80 --concurrent 8 --profile    # about 13 min
-    python bench/driver_scale.py --quick         # a smoke run, small sizes (about 3 minutes)
+    python -m bench.driver_scale                 # 50, 200, 1000 trials at 8 and 64 at once (hours)
+    python -m bench.driver_scale --trials 50,200 --concurrent 8             # about 30 min, 2 busy cores
+    python -m bench.driver_scale --trials 20,80 --concurrent 8 --profile    # about 13 min
+    python -m bench.driver_scale --quick         # a smoke run, small sizes (about 3 minutes)
 """
 
 from __future__ import annotations
@@ -75,7 +75,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 from bench.tune_overhead import load_avg, machine, output_to  # noqa: E402 (after the path it is found by)
 
@@ -364,7 +363,7 @@ def tree_memory_mb(root: int) -> float:
 def run_child(spec: dict, timeout: float) -> dict:
     """``run_row(spec)`` in a process of its own, watched: its tree's peak memory, and a stop (SIGINT, which
     run_search turns into a saved stop; SIGKILL if that does not end it) when the machine runs short."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(spec)]
+    cmd = [sys.executable, "-m", "bench.driver_scale", "--child", json.dumps(spec)]
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)  # its own group: stopped as one
     try:
         peak, stopped = watch(proc, timeout)

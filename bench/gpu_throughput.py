@@ -1,8 +1,8 @@
 """GPU benchmark: training images/s by precision and memory format, input-pipeline headroom, MFU,
 and fractional-GPU sharing.
 
-    python bench/gpu_throughput.py                 # on a CUDA machine, about 5 minutes
-    python bench/gpu_throughput.py --smoke         # a few steps on whatever device there is
+    python -m bench.gpu_throughput                 # on a CUDA machine, about 5 minutes
+    python -m bench.gpu_throughput --smoke         # a few steps on whatever device there is
 
 Rows, measured side by side in one run:
 

@@ -8,7 +8,7 @@ Everything runs through the real command line, one search at a time, each trial 
 Reports per seed and as means: best val mIoU of the search, trial-epochs spent (result rows, one per
 trained epoch), and the retrained val mIoU.
 
-    python bench/pbt.py [--seeds 3] [--population 4] [--asha-samples 8] [--max-train 200]
+    python -m bench.pbt [--seeds 3] [--population 4] [--asha-samples 8] [--max-train 200]
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 
 def _launch(*args: str) -> str:

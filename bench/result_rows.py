@@ -17,11 +17,11 @@ each with and without actor reuse (alternating runs). After every run, each tria
 progress.csv must hold epochs 1..EPOCHS exactly once, in order: a missing epoch counts as lost, a
 repeated one as duplicated.
 
-    python bench/result_rows.py                      # 50 runs of each scenario
-    python bench/result_rows.py --runs 10 --scenarios raise,kill
-    python bench/result_rows.py --ray-loggers        # Ray's own JSON/CSV loggers, for the figure before
-    python bench/result_rows.py --slow-sync 0.5      # the driver's background sync made slow
-    python bench/result_rows.py --scenarios torn --ray-snapshots   # each snapshot file published alone
+    python -m bench.result_rows                      # 50 runs of each scenario
+    python -m bench.result_rows --runs 10 --scenarios raise,kill
+    python -m bench.result_rows --ray-loggers        # Ray's own JSON/CSV loggers, for the figure before
+    python -m bench.result_rows --slow-sync 0.5      # the driver's background sync made slow
+    python -m bench.result_rows --scenarios torn --ray-snapshots   # each snapshot file published alone
 
 ``--slow-sync S`` delays every file the driver's background sync uploads by S seconds, which makes
 the storage copy lag behind the rows the driver has seen: the condition in which Ray's loggers lose
@@ -42,7 +42,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 EPOCHS = 6
 FAIL_AT = 4
@@ -193,7 +192,8 @@ def count(exp_dir: Path) -> tuple[int, int, int]:
 
 
 def _driver_process(args, exp_dir: Path, marks: Path, restore: bool) -> subprocess.Popen:
-    argv = [sys.executable, __file__, "--driver", str(exp_dir), "--plan", args.plan, "--marks", str(marks),
+    argv = [sys.executable, "-m", "bench.result_rows", "--driver", str(exp_dir), "--plan", args.plan, "--marks",
+            str(marks),
             *(["--resume"] if restore else []), *(["--reuse"] if args.reuse else []),
             *(["--ray-loggers"] if args.ray_loggers else []), *(["--ray-snapshots"] if args.ray_snapshots else []),
             "--slow-sync", str(args.slow_sync)]

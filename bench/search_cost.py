@@ -1,6 +1,6 @@
 """Search cost benchmark: the default search on 512 px masks against the same search on 64 px masks.
 
-    python bench/search_cost.py [--num-samples 12] [--max-epochs 8] [--quick]
+    python -m bench.search_cost [--num-samples 12] [--max-epochs 8] [--quick]
 
 At the CPU defaults (``python launch.py --space augmentation``: 12 trials, 8 epochs, ASHA +
 Optuna TPE, 400 training and 100 validation pairs at 64 px), on two synthetic sets of the same
@@ -19,8 +19,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from bench.data_pipeline import machine
 from trainable.synthetic import generate

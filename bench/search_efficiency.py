@@ -6,8 +6,8 @@ training loop and stores every learning curve in ``bench/data/curves.parquet``. 
 replays those curves through Ray Tune with a trainable that looks its configuration's curve up
 and reports one epoch per result, so a whole search takes seconds and many seeds fit in minutes:
 
-    python bench/search_efficiency.py --build-table [--jobs 2]   # once; about an hour on 2 busy cores
-    python bench/search_efficiency.py [--seeds 20]                # the replay; a few minutes
+    python -m bench.search_efficiency --build-table [--jobs 2]   # once; about an hour on 2 busy cores
+    python -m bench.search_efficiency [--seeds 20]                # the replay; a few minutes
 
 Strategies, each searching ``tune.choice`` over the grid levels (so every sample is in the table):
 
@@ -43,7 +43,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 # after the path they need
 from bench.curve_table import (  # noqa: E402

@@ -1,6 +1,6 @@
 """Trial cost benchmark: what scoring at the masks' own resolution costs against the training it scores.
 
-    python bench/trial_cost.py [--n-train 400] [--n-val 100] [--threads 1]
+    python -m bench.trial_cost [--n-train 400] [--n-val 100] [--threads 1]
 
 At the CPU defaults (64 px training, batch 8, the config's model and loss), on synthetic sets
 written with 512 px masks (as CelebAMask-HQ) and with 64 px masks, side by side in one run: one
@@ -13,13 +13,10 @@ target is stated on.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from bench.data_pipeline import machine, rates
 from search_spaces.hardware import HARDWARE

@@ -33,8 +33,8 @@ contention, other load on the machine), and ``w/in`` = wall / ``in-tr`` is Ray's
 ``before`` rows use the Ray settings the project had before they were tuned, ``after`` rows the
 current ``RAY_SETTINGS``; a row named after one setting changes only that one.
 
-    python bench/tune_overhead.py             # the full table (about 8 minutes on two idle cores)
-    python bench/tune_overhead.py --quick     # a smoke run of the same rows, small (about 2 minutes)
+    python -m bench.tune_overhead             # the full table (about 8 minutes on two idle cores)
+    python -m bench.tune_overhead --quick     # a smoke run of the same rows, small (about 2 minutes)
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ from pathlib import Path
 from unittest.mock import patch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local benchmark cluster needs no token
 

@@ -60,7 +60,7 @@ def test_tta_ranks_by_the_metric_of_the_experiment_holding_the_checkpoint(tiny_m
 
 
 def test_tta_resolves_data_and_set_as_search_and_retrain_do(checkpoint, tiny_master, tmp_path):
-    with pytest.raises(UserError, match="--data .* and --set data.root=elsewhere set the same value differently"):
+    with pytest.raises(UserError, match=r"--data .* and --set data\.root=elsewhere set the same value differently"):
         score_tta(checkpoint, [((1.0,), False)], data=str(tiny_master), overrides={"data.root": "elsewhere"})
     (row,) = score_tta(checkpoint, [((1.0,), False)], data=str(tiny_master), overrides={"data.root": str(tiny_master)})
     assert row["val_miou"] > 0
