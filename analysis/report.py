@@ -129,7 +129,8 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
            f"One row per trial, best first: trials that completed every epoch by their {name} at the last "
            f"epoch, then the others by the epochs they reached. {name} is {METRICS[r.metric].meaning}, on the "
            f"validation set at the trial's last epoch; *peak mIoU* is a trial's best epoch, and *overfitting* "
-           f"marks a trial whose val mIoU peaked before its last epoch while pixel accuracy kept rising. *delta vs "
+           f"marks a trial whose {METRICS['val_miou'].name} peaked before its last epoch while pixel accuracy kept "
+           f"rising. *delta vs "
            f"baseline* is against the baseline configuration, which every experiment evaluates first.", ""]
     md.append(_write_table(configurations_table(summary, exp.trials, exp.searched, name), out, "configurations",
                            "Trials of the experiment, best first", formats))

@@ -94,7 +94,7 @@ def ablation_table(summary: pd.DataFrame, trials: pd.DataFrame, baseline: dict, 
     out["delta"] = out["miou"] - (base.iloc[0] if len(base) else np.nan)
     out["miou_std"] = out["miou_std"].fillna(0.0)
     out = out.sort_values(["factor", "level"], key=lambda s: s.map(order) if s.name == "factor" else s)
-    return out.rename(columns={"miou": metric_name, "miou_std": "std", "acc": "pixel acc",
+    return out.rename(columns={"miou": metric_name, "miou_std": "std", "acc": METRICS["val_acc"].name,
                                "delta": "delta vs baseline"}).reset_index(drop=True)
 
 

@@ -95,3 +95,34 @@ def test_the_config_names_the_architectures_and_losses_their_registries_build():
 
     assert tuple(BUILT) == ARCHS
     assert [f.name for f in fields(LossConfig) if f.metadata["help"].startswith("weight of")] == list(LOSSES)
+
+
+def _string_literals(path: Path) -> set[str]:
+    """The strings a module's code spells (f-string parts included), docstrings left out."""
+    tree = ast.parse(path.read_text())
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return {node.value for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings}
+
+
+def test_each_registry_is_the_only_place_its_names_are_spelled():
+    from trainable.folders import DATA_LAYOUTS
+    from trainable.metrics import METRICS
+    from trainable.submission import LAYOUTS
+
+    owners = {  # a name -> the modules that may spell it: its registry (and the editions, which name layouts)
+        **{m.name: {"trainable/metrics.py"} for m in METRICS.values() if m.name != "lr"},
+        **{name: {"trainable/submission.py", "trainable/challenges.py"} for name in LAYOUTS},
+        **{folder: {"trainable/folders.py"} for layout in DATA_LAYOUTS.values()
+           for folder in (layout.images, *layout.masks)},
+        **{folder: {"trainable/folders.py"} for split in ("train", "val", "test")
+           for folder in (f"{split}_image", f"{split}_mask", f"{split}/{split}_image", f"{split}/{split}_mask")},
+    }
+    for path in _modules().values():
+        spelled = "\n".join(_string_literals(path))
+        for name, allowed in owners.items():
+            if str(path.relative_to(ROOT)) not in allowed:
+                assert not re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", spelled), \
+                    f"{path.relative_to(ROOT)} spells {name!r}: take it from its registry"

@@ -22,7 +22,7 @@ from trainable.classes import CLASSES, NUM_CLASSES
 from trainable.decode import read_mask
 from trainable.errors import UserError, cli_errors
 from trainable.folders import DATA_LAYOUTS
-from trainable.metrics import SegMetrics, compute_metrics, confusion_matrix, image_fscores
+from trainable.metrics import METRICS, SegMetrics, compute_metrics, confusion_matrix, image_fscores
 
 __all__ = ["evaluate_folders", "format_report", "main", "report"]
 
@@ -81,7 +81,7 @@ def format_report(m: SegMetrics, n_images: int | None = None) -> str:
     """The mIoU summary and per-class table as printed by the command line."""
     lines = [] if n_images is None else [f"{'images':<14}{n_images:>8}"]
     lines += [f"{'mIoU':<14}{m.miou:>8.3f}", f"{'F-score':<14}{m.fscore:>8.4f}  (2025: per image, 0..1)",
-              f"{'pixel acc':<14}{m.acc:>8.3f}", f"{'mean F1':<14}{m.mean_f1:>8.3f}"]
+              f"{METRICS['val_acc'].name:<14}{m.acc:>8.3f}", f"{'mean F1':<14}{m.mean_f1:>8.3f}"]
     if m.absent:
         lines.append(f"note: {len(m.absent)} classes appear in neither prediction nor truth ({', '.join(m.absent)}): "
                      f"the course evaluator's mean over all 19 classes is NaN; mIoU above is over the other "

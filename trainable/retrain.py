@@ -160,7 +160,7 @@ def retrain(cfg: Config, out: Path, threads: int | None = None, log=print, sched
                 log(f"  epoch {epoch + 1:>3}: augmentation settings of the schedule's next segment")
             m = run_epoch(run, epoch)
             rows.append({k: m[k] for k in ("epoch", *METRICS)})
-            log(f"  epoch {m['epoch']:>3}/{cfg.train.epochs}  train loss {m['train_loss']:.4f}  "
+            log(f"  epoch {m['epoch']:>3}/{cfg.train.epochs}  {METRICS['train_loss'].name} {m['train_loss']:.4f}  "
                 f"{shown.name} {m[metric]:{shown.fmt}}")
         with_tta, _ = evaluate(run.model, run.val_loader, run.device, tta_scales, tta_flip, cfg.train.amp,
                                cfg.train.channels_last)
