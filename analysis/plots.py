@@ -9,8 +9,9 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on clusters and CI
 import matplotlib.pyplot as plt
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
-from trainable.metrics import DEFAULT_METRIC, METRICS
+from trainable.metrics import DEFAULT_METRIC, METRICS, axis_label
 
 __all__ = ["plot_importances", "plot_learning_curves", "plot_per_class", "plot_schedules", "plot_score_vs_params"]
 
@@ -29,8 +30,8 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_learning_curves(epochs: pd.DataFrame, summary: pd.DataFrame, path: Path, metric: str = DEFAULT_METRIC,
-                         metric_name: str = METRICS[DEFAULT_METRIC].name) -> Path:
+def plot_learning_curves(epochs: pd.DataFrame, summary: pd.DataFrame, path: Path,
+                         metric: str = DEFAULT_METRIC) -> Path:
     """The metric per epoch for every trial; trials the scheduler stopped end early and are drawn in orange."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     status = dict(zip(summary["trial"], summary["status"]))
@@ -41,7 +42,8 @@ def plot_learning_curves(epochs: pd.DataFrame, summary: pd.DataFrame, path: Path
     for name, colour in STATUS_COLOURS.items():
         ax.plot([], [], color=colour, label=name)
     ax.plot([], [], color="black", lw=2.5, label="baseline (thick)")
-    ax.set(xlabel="epoch", ylabel=metric_name, title="Learning curves")
+    ax.set(xlabel="epoch", ylabel=axis_label(metric), title="Learning curves")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -161,7 +161,7 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
         plots.plot_per_class(per_class, out / PLOTS_DIR / "per_class.png")
         md += ["![per-class IoU](plots/per_class.png)", ""]
     if not exp.epochs.empty:
-        plots.plot_learning_curves(exp.epochs, summary, out / PLOTS_DIR / "learning_curves.png", r.metric, name)
+        plots.plot_learning_curves(exp.epochs, summary, out / PLOTS_DIR / "learning_curves.png", r.metric)
         md += ["## Learning curves", "", f"{name} per epoch of every trial: short orange curves are trials "
                f"{stopper} stopped; the thick line is the baseline.", "",
                "![learning curves](plots/learning_curves.png)", ""]

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
 # torch is imported by the functions that count: the registry below is read by the command line's
 # help and checks, which answer before torch loads
 
-__all__ = ["DEFAULT_METRIC", "METRICS", "NLL_FLOOR", "SEARCH_METRICS", "Metric", "SegMetrics", "class_argmax",
+__all__ = ["DEFAULT_METRIC", "METRICS", "NLL_FLOOR", "SEARCH_METRICS", "Metric", "SegMetrics", "axis_label",
+           "class_argmax",
            "compute_metrics", "confusion_matrix", "image_confusion", "image_fscores", "prob_nll", "scores",
            "search_metric"]
 
@@ -162,23 +163,30 @@ class Metric:
     of: Callable[[SegMetrics], float] | None = None  # from the validation's metrics; None: the loop's own figure
     searchable: bool = False  # a search may rank trials by it (--metric)
     fmt: str = ".2f"  # how the summary, retrain and tta print it
+    unit: str = ""  # for an axis label: "%", or none for a score in 0..1 or a loss
 
 
 # every per-epoch figure, by the key trials report it under; the searchable ones are what --metric takes
 METRICS = {
     "val_miou": Metric("val mIoU", "the course's mIoU (19 classes, background included)", lambda m: m.miou,
-                       searchable=True),
+                       searchable=True, unit="%"),
     "val_fscore": Metric("val F-score", "the 2025 grader's per-image F-score (0..1: per image, the mean F1 of the "
                                         "classes in its ground truth; then the mean over images)",
                          lambda m: m.fscore, searchable=True, fmt=".4f"),
-    "val_acc": Metric("pixel acc", "pixel accuracy (%)", lambda m: m.acc),
-    "val_mean_f1": Metric("val mean F1", "the mean over classes of the set's F1 (%)", lambda m: m.mean_f1),
+    "val_acc": Metric("pixel acc", "pixel accuracy", lambda m: m.acc, unit="%"),
+    "val_mean_f1": Metric("val mean F1", "the mean over classes of the set's F1", lambda m: m.mean_f1, unit="%"),
     "val_loss": Metric("val loss", "the loss on the validation set", fmt=".4f"),
     "train_loss": Metric("train loss", "the mean training loss of the epoch", fmt=".4f"),
     "lr": Metric("lr", "the learning rate at the end of the epoch", fmt=".3g"),
 }
 SEARCH_METRICS = {key: m for key, m in METRICS.items() if m.searchable}
 DEFAULT_METRIC = "val_miou"  # without an edition to follow: the course's
+
+
+def axis_label(key: str) -> str:
+    """How a plot's axis names metric ``key``: its name, and its unit when it has one."""
+    metric = METRICS[key]
+    return f"{metric.name} ({metric.unit})" if metric.unit else metric.name
 
 
 def search_metric(key: str, where: str = "--metric") -> Metric:

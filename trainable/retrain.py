@@ -33,7 +33,7 @@ from trainable.config import Config, flatten, with_flags
 from trainable.errors import UserError
 from trainable.layout import MODEL_FILE, RETRAIN_FILES, SUBMISSION_DIR, replacing
 from trainable.loop import evaluate
-from trainable.metrics import DEFAULT_METRIC, METRICS, SEARCH_METRICS, scores, search_metric
+from trainable.metrics import DEFAULT_METRIC, METRICS, SEARCH_METRICS, axis_label, scores, search_metric
 from trainable.models import build_model, count_parameters
 from trainable.objectstore import push, uri_of
 from trainable.predict import format_result, predict_folder, prediction_images
@@ -126,14 +126,16 @@ def _plot_curves(curves: pd.DataFrame, path: Path, metric: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     a.plot(curves["epoch"], curves["train_loss"], marker="o", ms=3)
-    a.set(xlabel="epoch", ylabel="training loss", title="Training loss")
+    a.set(xlabel="epoch", ylabel=axis_label("train_loss"), title="Training loss")
     b.plot(curves["epoch"], curves[metric], marker="o", ms=3, color="tab:green")
-    b.set(xlabel="epoch", ylabel=METRICS[metric].name, title=f"{METRICS[metric].name} per epoch")
+    b.set(xlabel="epoch", ylabel=axis_label(metric), title=f"{METRICS[metric].name} per epoch")
     for ax in (a, b):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
