@@ -132,7 +132,7 @@ def test_search_end_to_end_with_asha_optuna_and_dashboard(tiny_master, tmp_path)
     assert scored.returncode == 0, text[-3000:]
     assert f"checkpoint:     {exp / best}/checkpoint_" in text
     plain = re.search(r"plain inference \(scale 1.0, no flip\): val mIoU (\S+)", text).group(1)
-    assert float(plain) == pytest.approx(rows[-1]["val_miou"], abs=1e-3)
+    assert float(plain) == pytest.approx(rows[-1]["val_miou"], abs=5e-3)  # printed to 2 decimals
 
 
 def _get_status(url: str) -> int | None:
