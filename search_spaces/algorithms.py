@@ -46,10 +46,9 @@ def _asha(record):
 
 
 def _hyperband(record):
-    from ray.tune.schedulers import HyperBandScheduler
+    from search_spaces.hyperband import LastRungEnds
 
-    return HyperBandScheduler(time_attr="training_iteration", max_t=record.max_t,
-                              reduction_factor=record.reduction_factor)
+    return LastRungEnds(time_attr="training_iteration", max_t=record.max_t, reduction_factor=record.reduction_factor)
 
 
 def _fifo(record):

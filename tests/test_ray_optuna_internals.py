@@ -73,3 +73,11 @@ def test_a_search_algorithm_state_is_staged_under_the_name_storage_recognises(tm
     util._atomic_save({"a": 1}, str(tmp_path), "searcher-state.pkl", "tmp-searcher-state.pkl")
     assert len(staged) == 1 and _RAY_TEMPORARY.match(Path(staged[0]).name), staged
     assert (tmp_path / "searcher-state.pkl").is_file()
+
+
+def test_hyperband_keeps_its_time_attribute_and_max_t():
+    # search_spaces.hyperband.LastRungEnds lets a trial at max_t end instead of pausing it
+    from search_spaces.hyperband import LastRungEnds
+
+    scheduler = LastRungEnds(time_attr="training_iteration", max_t=4, reduction_factor=2)
+    assert (scheduler._time_attr, scheduler._max_t_attr) == ("training_iteration", 4)
