@@ -81,3 +81,16 @@ def test_hyperband_keeps_its_time_attribute_and_max_t():
 
     scheduler = LastRungEnds(time_attr="training_iteration", max_t=4, reduction_factor=2)
     assert (scheduler._time_attr, scheduler._max_t_attr) == ("training_iteration", 4)
+
+
+def test_the_experiment_snapshot_is_written_then_uploaded_by_the_storage_syncer():
+    # storage.snapshots_after_uploads waits for the previous upload inside sync_up_experiment_state's save
+    from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
+
+    assert list(inspect.signature(_ExperimentCheckpointManager.sync_up_experiment_state).parameters) == [
+        "self", "save_fn", "force", "wait"]
+    from ray.train._internal.storage import _FilesystemSyncer
+
+    storage = SimpleNamespace(syncer=None)
+    assert _ExperimentCheckpointManager(storage=storage, checkpoint_period=0)._storage is storage
+    assert "timeout" in inspect.signature(_FilesystemSyncer.wait).parameters  # wait() alone waits for the upload

@@ -18,6 +18,7 @@ from search_spaces.driver.cluster import ClusterShape
 from search_spaces.driver.record import ExperimentRecord
 from search_spaces.driver.searcher import journal_storage
 from search_spaces.driver.session import check_storage, check_storage_early
+from search_spaces.driver.storage import snapshots_after_uploads
 from search_spaces.driver.tuner import build_tuner
 from trainable.config import Config
 from trainable.errors import UserError
@@ -167,7 +168,8 @@ def run_search(exp_dir: Path, record: ExperimentRecord, restore: bool, trainable
             push(exp_dir)  # the record and the data lists, before any trial
     env = {**TUNE_ENV, **_pending(record, cluster)}
     env = {**env, **{k: os.environ[k] for k in env if k in os.environ}, **TUNE_ENV_FORCED}
-    with patch.dict(os.environ, env), _stop_on_signals() as received, _without_tunes_resume_hint():
+    with patch.dict(os.environ, env), _stop_on_signals() as received, _without_tunes_resume_hint(), \
+            snapshots_after_uploads():
         results = build_tuner(exp_dir, record, restore=restore, trainable_fn=trainable_fn).fit()
     if uri_of(exp_dir):
         pull(uri_of(exp_dir), checkpoints=False)  # what the trials wrote, for the summary and settle

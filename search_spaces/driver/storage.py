@@ -26,19 +26,23 @@ still tear a snapshot; no portable file system call renames several files at onc
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import re
 import threading
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow
 import pyarrow.fs as pafs
+from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
 from ray.tune.execution.tune_controller import TuneController
 
 from trainable.layout import replacing
 
-__all__ = ["AtomicLocalHandler", "storage_filesystem"]
+__all__ = ["AtomicLocalHandler", "snapshots_after_uploads", "storage_filesystem"]
 
 
 def storage_filesystem(storage_path: str | Path, snapshot: tuple[str, ...] = ()) -> pafs.FileSystem | None:
@@ -248,3 +252,32 @@ class _WholeFile:
                 self._replacing.__exit__(type(dropped), dropped, None)  # removes the temporary file
             except OSError:
                 pass
+
+
+@contextlib.contextmanager
+def snapshots_after_uploads() -> Iterator[None]:
+    """Tune writes each experiment snapshot into its staging folder while the upload of the previous one
+    may still be reading that folder: Ray's ``_atomic_save`` then creates and renames a temporary file
+    under the upload, which fails ("Failed to open local file .../.<uuid>-tmp-searcher-state-...pkl")
+    with a warning that names Ray's staging folder, and the snapshot reaches the storage a step late.
+    Here each snapshot first waits for the upload before it, which the next upload waits for anyway:
+    no wait is added, and nothing changes under an upload."""
+    # private to Ray: sync_up_experiment_state and the storage's syncer (tests/test_ray_optuna_internals.py)
+    sync_up = _ExperimentCheckpointManager.sync_up_experiment_state
+
+    def after_upload(self, save_fn: Callable[[], None], force: bool = False, wait: bool = False) -> None:
+        def save() -> None:
+            try:
+                self._storage.syncer.wait()
+            except Exception:  # as Ray reports a failed upload when it starts the next one
+                logging.getLogger("ray.train._internal.syncer").warning(
+                    "Last sync command failed with the following error:\n%s", traceback.format_exc())
+            save_fn()
+
+        sync_up(self, save, force=force, wait=wait)
+
+    _ExperimentCheckpointManager.sync_up_experiment_state = after_upload
+    try:
+        yield
+    finally:
+        _ExperimentCheckpointManager.sync_up_experiment_state = sync_up
