@@ -89,6 +89,8 @@ def _search_to_submission(data, tmp_path, expected_notes: tuple[str, ...], holdo
                                                        "solution/run.py"]
 
 
+# slow (50 s): the 2025 submission is built and checked in every run (tests/test_retrain_predict.py)
+@pytest.mark.slow
 def test_the_2025_release_from_download_to_submission(tmp_path):
     data = generate(tmp_path / "dev-public", layout="2025", **FACES)
     # 18 labelled pairs in train (the 2025 layout holds no val), 10% held out: 2

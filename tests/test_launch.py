@@ -188,6 +188,8 @@ def _journal_trials(exp: Path) -> list:
         return []
 
 
+# slow (70 s): the ablation table is checked in every run (tests/test_analysis.py), this real ablation search in CI
+@pytest.mark.slow
 def test_ablation_runs_one_factor_at_a_time(tiny_master, tmp_path):
     proc = launch("--space", "optimizer", "--ablation", "--seeds", "1", "--data", str(tiny_master),
                   "--storage-path", str(tmp_path), "--name", "abl", "--max-epochs", "1", *TINY[2:])

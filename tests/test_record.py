@@ -171,6 +171,7 @@ def test_explicit_flags_override_a_challenge_but_its_rules_hold():
 EARLIER = ROOT / "tests" / "data" / "search-42ee819"
 
 
+@pytest.mark.slow  # 45 s
 def test_an_experiment_of_an_earlier_version_analyses_resumes_and_retrains(tmp_path):
     exp = Path(shutil.copytree(EARLIER, tmp_path / EARLIER.name))
     analysis = subprocess.run([sys.executable, "-m", "analysis", str(exp)], cwd=ROOT, capture_output=True, text=True,
