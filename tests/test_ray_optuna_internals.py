@@ -83,7 +83,7 @@ def test_hyperband_keeps_its_time_attribute_and_max_t():
     assert (scheduler._time_attr, scheduler._max_t_attr) == ("training_iteration", 4)
 
 
-def test_the_experiment_snapshot_is_written_then_uploaded_by_the_storage_syncer():
+def test_the_checkpoint_manager_saves_through_a_function_and_keeps_its_storage():
     # storage.snapshots_after_uploads waits for the previous upload inside sync_up_experiment_state's save
     from ray.tune.execution.experiment_state import _ExperimentCheckpointManager
 

@@ -33,9 +33,8 @@ if TYPE_CHECKING:
 # help and checks, which answer before torch loads
 
 __all__ = ["DEFAULT_METRIC", "METRICS", "NLL_FLOOR", "SEARCH_METRICS", "Metric", "SegMetrics", "axis_label",
-           "class_argmax",
-           "compute_metrics", "confusion_matrix", "image_confusion", "image_fscores", "prob_nll", "scores",
-           "search_metric"]
+           "class_argmax", "compute_metrics", "confusion_matrix", "image_confusion", "image_fscores", "prob_nll",
+           "scores", "search_metric"]
 
 EPS = 1e-7  # in each denominator of the 2025 grader's precision, recall and F1
 NLL_FLOOR = 1e-8  # a probability below it counts as it in the NLL: one confident miss is not an infinite loss

@@ -146,7 +146,8 @@ def predict_folder(checkpoint: str | Path, images: str | Path | None, out: str |
     scales = tuple(scales or cfg.train.tta_scales)
     flip = cfg.train.tta_flip if flip is None else flip
     spec = solution_checkpoint(model, cfg, norm, scales, flip)
-    layout = get_layout(challenge.submission if challenge else DEFAULT_LAYOUT)
+    layout_name = challenge.submission if challenge else DEFAULT_LAYOUT
+    layout = get_layout(layout_name)
 
     # the masks go into a temporary folder that replaces ``out`` once all are written: a refused image
     # or an interrupt leaves ``out`` as it was (an existing one is only reached with --force)
@@ -165,7 +166,7 @@ def predict_folder(checkpoint: str | Path, images: str | Path | None, out: str |
 
     result = {"images": len(files), "out": str(out), "scales": list(scales), "flip": flip, "params": params,
               "zip": None, "notes": notes, "submission": challenge.name if challenge else None,
-              "layout": challenge.submission if challenge else DEFAULT_LAYOUT}
+              "layout": layout_name}
     if zip_path:  # a submission: the zip and, beside it, what the challenge asks to hand in
         result["zip"] = str(zip_submission(out, zip_path, max_zip_mb, top_level=layout.top_level))
         write_submission_md(result, checkpoint, cfg, zip_path.parent)
