@@ -14,16 +14,18 @@
 
 from __future__ import annotations
 
+import argparse
 import signal
 import sys
+import time
 from pathlib import Path
 
-from search_spaces.commands import AT_LEAST, COMMANDS, LEGACY, RAY_FLAGS
+from search_spaces.commands import AT_LEAST, COMMANDS, LEGACY, RAY_FLAGS, SEARCH_OWN
 from trainable.cli import parse_verb
 from trainable.config import parse_overrides
-from trainable.errors import cli_errors
-from trainable.layout import RETRAIN_DIR
-from trainable.objectstore import local
+from trainable.errors import UserError, cli_errors
+from trainable.layout import EXPERIMENT_FILE, RETRAIN_DIR
+from trainable.objectstore import local, push, uri_of
 
 # Ray, torch, Optuna and the analysis are imported by the verb that needs them: a refused argument
 # or data set is then reported in seconds, before any of them loads.
@@ -31,10 +33,13 @@ from trainable.objectstore import local
 
 def search(args) -> int:
     from search_spaces.driver import create_experiment
+    from search_spaces.driver.stages import parse_spaces
 
+    if len(parse_spaces(args.space)) > 1:
+        return staged(args)
     # flags, name, storage, model and data checked before Ray starts (a refusal costs seconds), then
     # the record built again with the hardware defaults of the cluster joined
-    checked = search_record(args)
+    checked = search_record(args, notes=True)
     create_experiment(checked, args.storage_path, before_ray=True)
     cluster = _join(args)
     record = search_record(args, cluster)
@@ -43,21 +48,120 @@ def search(args) -> int:
     return _fit(exp_dir, record, args, cluster, restore=False)
 
 
-def search_record(args, cluster=None):  # the record of search's flags on ``cluster`` (none: the CPU defaults)
+def search_record(args, cluster=None, notes: bool = False):
+    """The record of search's flags on ``cluster`` (none: the CPU defaults), after checking the experiments
+    it starts from (``--from``) or is seeded with (``--warm-start``); ``notes``: print what they say."""
+    from analysis.load import starting_point
     from search_spaces.driver import new_record
+    from search_spaces.driver.stages import check_parent, inherited
+    from search_spaces.driver.warmstart import location, seeded_trials
 
-    flags = {k: v for k, v in vars(args).items() if k not in ("space", "set", "storage_path", *RAY_FLAGS)}
-    return new_record(args.space, cluster=cluster, overrides=parse_overrides(args.set), **flags)
+    flags = {k: v for k, v in vars(args).items() if k not in (*SEARCH_OWN, *RAY_FLAGS)}
+    parent = None
+    if args.parent:
+        parent, where, trial, config = starting_point(args.parent, args.parent_trial)
+        flags.update(inherited(parent, where, args.metric, args.challenge), start=config, parent=where,
+                     parent_trial=trial)
+    elif args.parent_trial:
+        raise UserError(f"--trial {args.parent_trial}: picks the trial a search starts from; add --from EXP")
+    record = new_record(args.space, cluster=cluster, overrides=parse_overrides(args.set),
+                        warm_start=[location(s) for s in args.warm_start or []], **flags)
+    if parent:
+        check_parent(record, parent, where)
+    for note in seeded_trials(record, record.warm_start)[1] if record.warm_start else []:
+        if notes:
+            print(f"note: {note}")
+    return record
+
+
+def staged(args) -> int:
+    """A staged search (``--space a,b,c``): a folder of one search per space, run in order."""
+    from search_spaces.driver.stages import StagedRun, parse_spaces
+
+    if args.warm_start:
+        raise UserError("--warm-start: seeds the study of one search; give it to a search of one space")
+    spaces = parse_spaces(args.space)
+    search_record(argparse.Namespace(**{**vars(args), "space": spaces[0]}), notes=True)  # checked before Ray starts
+    flags = {k: v for k, v in vars(args).items() if k not in ("space", "name", "storage_path", *RAY_FLAGS)}
+    run = StagedRun.create(args.storage_path, args.name or f"{'-'.join(spaces)}-{time.strftime('%Y%m%d-%H%M%S')}",
+                           spaces, flags)
+    cluster = _join(args)
+    run.write()
+    return _run_stages(run, args, cluster)
+
+
+def _run_stages(run, args, cluster) -> int:
+    """Run (or resume) the stages of ``run`` in order, each from the best trial of the one before."""
+    from analysis.summary import stage_summary
+    from search_spaces.driver import create_experiment, read_record
+
+    parent, parent_trial = run.flags.get("parent"), run.flags.get("parent_trial")
+    for index, space in enumerate(run.spaces):
+        exp_dir = run.stage_dir(index)
+        print(f"\nstage {index + 1} of {len(run.spaces)}: {space}")
+        if (exp_dir / EXPERIMENT_FILE).is_file():  # begun before the staged search was interrupted
+            code = 0 if _finished(exp_dir) else _fit(exp_dir, read_record(exp_dir, for_resume=True), args, cluster,
+                                                     restore=True)
+        else:
+            record = search_record(argparse.Namespace(**{**run.flags, "space": space, "name": exp_dir.name,
+                                                         "parent": parent, "parent_trial": parent_trial}), cluster)
+            cluster.check_fits(record.trial)
+            create_experiment(record, str(uri_of(run.path) or run.path))
+            code = _fit(exp_dir, record, args, cluster, restore=False)
+        if code:
+            print(f"resume the staged search with: python launch.py resume {uri_of(run.path) or run.path}")
+            return code
+        parent, parent_trial = str(uri_of(exp_dir) or exp_dir), None
+        print("\n".join(stage_summary(run, index)))
+    return 0
 
 
 def resume(args) -> int:
+    from analysis.summary import trial_counts
     from search_spaces.driver import read_record
+    from search_spaces.driver.stages import StagedRun
 
     exp_dir = local(args.exp, checkpoints=False).resolve()  # an object store's: its mirror, pulled
+    shown = uri_of(exp_dir) or exp_dir
+    run = StagedRun.read(exp_dir)
+    if run:
+        if args.num_samples is not None:
+            raise UserError(f"--num-samples {args.num_samples}: {shown} is a staged search; give more trials to one "
+                            f"of its stages: python launch.py resume {shown}/<stage> --num-samples N")
+        if all(_finished(run.stage_dir(i)) for i in range(len(run.spaces))):
+            print(f"{shown}: finished, all {len(run.spaces)} stages ended; nothing to resume")
+            return 0
+        return _run_stages(run, args, _join(args))
     record = read_record(exp_dir, for_resume=True)
+    started, _ = trial_counts(exp_dir)
+    more = args.num_samples is not None and args.num_samples != record.num_samples
+    if more:
+        record = record.with_more_trials(args.num_samples, started, str(shown))
+    if not more and _finished(exp_dir):
+        print(f"{shown}: finished, all {record.planned_trials} trials ended; nothing to resume")
+        if record.has_study:
+            print(f"more trials, in the same study: python launch.py resume {shown} --num-samples "
+                  f"{2 * record.planned_trials}")
+        return 0
     cluster = _join(args)
     cluster.check_fits(record.trial)  # the resources the search resolved when it started
+    if more:
+        record.write(exp_dir)  # the new total, which the restored search reads
+        if uri_of(exp_dir):
+            push(exp_dir / EXPERIMENT_FILE)
+        print(f"more trials:    {started} run, {record.num_samples} in all, in the same study")
     return _fit(exp_dir, record, args, cluster, restore=True)
+
+
+def _finished(exp_dir: Path) -> bool:
+    """Whether the search in ``exp_dir`` started and ended every trial it plans."""
+    from analysis.summary import trial_counts
+    from search_spaces.driver import read_record
+
+    if not (exp_dir / EXPERIMENT_FILE).is_file():
+        return False
+    started, ended = trial_counts(exp_dir)
+    return ended == started >= read_record(exp_dir).planned_trials
 
 
 def _join(args):

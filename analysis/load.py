@@ -33,8 +33,8 @@ from trainable.layout import (
 )
 from trainable.metrics import DEFAULT_METRIC, METRICS
 
-__all__ = ["Experiment", "checkpoint_of", "failures", "load_experiment", "load_study", "metric_of", "stop_reason",
-           "trial_status"]
+__all__ = ["Experiment", "checkpoint_of", "failures", "load_experiment", "load_study", "metric_of", "starting_point",
+           "stop_reason", "trial_status"]
 
 
 
@@ -43,7 +43,7 @@ class Experiment:
     path: Path
     record: ExperimentRecord  # experiment.json: the space, the search's settings, the baseline config
     trials: pd.DataFrame  # one row per trial: status, epochs, wall time, config columns
-    epochs: pd.DataFrame  # one row per trial x reported epoch: metrics, per-class IoU
+    epochs: pd.DataFrame  # one row per trial x reported epoch: when (Unix time), metrics, per-class IoU
 
     @property
     def searched(self) -> list[str]:
@@ -202,6 +202,20 @@ def trained_config(folder: Path, rows: list[dict] | None = None) -> dict:
     return rows[0]["config"] if rows else {}
 
 
+def starting_point(target: str, trial: str | None = None) -> tuple[ExperimentRecord, str, str, dict]:
+    """What a search started ``--from target`` builds on: the experiment's record, where it is (its URI for
+    an object store's), its best trial (or ``trial``) and that trial's config."""
+    from trainable.objectstore import local, uri_of
+
+    try:
+        path = local(target, checkpoints=False)
+        exp = load_experiment(path)
+        name, config, _, _ = exp.retrain_candidates(trial)[0]
+    except UserError as e:
+        raise UserError(f"--from {target}: {e}") from None
+    return exp.record, str(uri_of(path) or path.resolve()), name, config
+
+
 def load_experiment(path: str | Path) -> Experiment:
     """Load ``path``; a missing folder or one not written by launch.py gets a one-line error."""
     path = Path(path).expanduser()
@@ -224,11 +238,11 @@ def load_experiment(path: str | Path) -> Experiment:
             **flatten(config),
         })
         for r in rows:
-            epoch_rows.append({"trial": folder.name, "epoch": int(r["epoch"]),
+            epoch_rows.append({"trial": folder.name, "epoch": int(r["epoch"]), "timestamp": r.get("timestamp"),
                                **{m: r.get(m) for m in METRICS},
                                **{f"iou/{k}": v for k, v in (r.get("iou") or {}).items()}})
     trials = pd.DataFrame(trial_rows, columns=None if trial_rows else ["trial", "status", "epochs", "wall_time_s"])
-    epochs = pd.DataFrame(epoch_rows, columns=None if epoch_rows else ["trial", "epoch", *METRICS])
+    epochs = pd.DataFrame(epoch_rows, columns=None if epoch_rows else ["trial", "epoch", "timestamp", *METRICS])
     if trials.empty:
         raise UserError(f"{path}: the experiment has no trials yet; run or resume it with python launch.py resume "
                         f"{path} first")

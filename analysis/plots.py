@@ -13,7 +13,8 @@ from matplotlib.ticker import MaxNLocator
 
 from trainable.metrics import DEFAULT_METRIC, METRICS, axis_label
 
-__all__ = ["plot_importances", "plot_learning_curves", "plot_per_class", "plot_schedules", "plot_score_vs_params"]
+__all__ = ["plot_best_so_far", "plot_importances", "plot_learning_curves", "plot_per_class", "plot_schedules",
+           "plot_score_vs_params"]
 
 STATUS_COLOURS = {"completed": "tab:blue", "stopped": "tab:orange", "errored": "tab:red", "running": "tab:green",
                   "diverged": "tab:purple"}
@@ -115,4 +116,25 @@ def plot_schedules(schedules: dict[str, list[dict]], best: str, keys: list[str],
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_best_so_far(curves: pd.DataFrame, path: Path, metric: str = DEFAULT_METRIC, staged: bool = False) -> Path:
+    """Each experiment's best score so far (``compare.best_so_far``) against the trial-epochs spent, one
+    line each (its own dash pattern, so that curves that coincide stay apart); for a staged search a
+    dotted line marks where each stage began."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    styles = ("-", "--", "-.", (0, (1, 1)))
+    for i, (_, c) in enumerate(curves.groupby("experiment", sort=False)):
+        line, = ax.step(c["trial_epochs"], c["best"], where="post", lw=2, ls=styles[i % len(styles)],
+                        label=c["label"].iloc[0])
+        ax.plot(c["trial_epochs"].iloc[-1], c["best"].iloc[-1], "o", ms=4, color=line.get_color())
+    if staged:
+        for j, start in enumerate(curves.loc[curves["start"] > 0, "start"].unique()):
+            ax.axvline(start, color="tab:gray", ls=":", lw=1, label="stage boundary" if j == 0 else None)
+    spent = "by the whole run" if staged else "(epochs reported by all trials)"
+    ax.set(xlabel=f"trial-epochs spent {spent}", ylabel=axis_label(metric), title=f"Best {METRICS[metric].name} so far")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial-epochs are whole
+    ax.legend(fontsize=8, title="stage" if staged else "experiment", title_fontsize=8)
+    ax.grid(alpha=0.3)
     return _save(fig, path)

@@ -14,13 +14,26 @@ import pandas as pd
 from analysis.load import load_experiment
 from analysis.rank import best_first
 from search_spaces.algorithms import SCHEDULERS
+from search_spaces.base import rounded
 from search_spaces.driver.record import read_record
-from trainable.layout import JOURNAL_FILE, trial_dirs
+from search_spaces.driver.stages import StagedRun, next_space
+from trainable.layout import JOURNAL_FILE, ORPHANED_DIR, STAGES_FILE, trial_dirs
 from trainable.objectstore import uri_of
 
-__all__ = ["search_summary"]
+__all__ = ["search_summary", "stage_summary", "trial_counts"]
 
 ENDED = ("completed", "stopped", "diverged", "errored", "refused")  # statuses (first word) of an ended trial
+
+
+def trial_counts(exp_dir: str | Path) -> tuple[int, int]:
+    """How many trials of the experiment started and how many of them ended (from its folders; a trial
+    a killed driver never recorded, moved to ``orphaned/``, counts as ended)."""
+    exp_dir = Path(exp_dir)
+    orphaned = len(trial_dirs(exp_dir / ORPHANED_DIR))
+    if not trial_dirs(exp_dir):
+        return orphaned, orphaned
+    kinds = load_experiment(exp_dir).trials["status"].astype(str).str.split().str[0]
+    return len(kinds) + orphaned, int(kinds.isin(ENDED).sum()) + orphaned
 
 
 def search_summary(exp_dir: str | Path, interrupted: str = "") -> list[str]:
@@ -46,7 +59,9 @@ def search_summary(exp_dir: str | Path, interrupted: str = "") -> list[str]:
     config = exp.trials.set_index("trial")
     best = ranked.iloc[0]
     lines += ["", f"best trial      {_scored(best, record)}"]
-    lines += [f"  {key:<28} {config.loc[best['trial'], key]}" for key in exp.searched]
+    values = {key: rounded(config.loc[best["trial"], key]) for key in exp.searched}
+    lines += [f"  {key:<28} {value}" for key, value in values.items()]
+    lines.append("  as flags:    " + " ".join(f"--set {key}={value}" for key, value in values.items()))
     baseline = ranked[ranked["is_baseline"]]
     if len(baseline) and baseline.iloc[0]["trial"] != best["trial"]:
         lines.append(f"baseline        {_scored(baseline.iloc[0], record)}")
@@ -56,7 +71,56 @@ def search_summary(exp_dir: str | Path, interrupted: str = "") -> list[str]:
     lines.append(f"experiment      {shown}")
     if record.has_study:
         lines.append(f"optuna study    optuna-dashboard {exp_dir / JOURNAL_FILE}")
-    return [*lines, "next:", f"  python -m analysis {shown}", f"  python launch.py retrain {shown}"]
+    lines += ["next:", f"  python -m analysis {shown}", f"  python launch.py retrain {shown}"]
+    following = next_space(record.space)
+    if not (exp_dir.parent / STAGES_FILE).is_file():  # (a staged search goes on by itself)
+        lines.append(f"  python launch.py search --space {following} --from {shown}" if following and
+                     not record.ablation else f"  python launch.py tta {shown}")
+    return lines
+
+
+def stage_summary(run: StagedRun, index: int) -> list[str]:
+    """What a staged search prints after stage ``index`` (from 0): its best trial against its baseline and
+    what goes on to the next stage; after the last, every stage's and the next commands."""
+    number, total = index + 1, len(run.spaces)
+    best, baseline, record = _stage_scores(run.stage_dir(index))
+    onward = f" to stage {number + 1} ({run.spaces[index + 1]})" if number < total else ""
+    if best is None:
+        return [f"stage {number} ({run.spaces[index]}): no trial has a result to rank"]
+    if best["is_baseline"]:
+        lines = [f"stage {number} ({run.spaces[index]}): no trial beat its baseline ({record.metric_name} "
+                 f"{best['score']:.4g})" + (f"; the baseline goes on{onward}" if onward else "")]
+    else:
+        lines = [f"stage {number} ({run.spaces[index]}): best {best['trial']}, {record.metric_name} "
+                 f"{best['score']:.4g}{_gain(best, baseline)}" + (f"; it goes on{onward}" if onward else "")]
+    if number < total:
+        return lines
+    shown = uri_of(run.path) or run.path
+    last = uri_of(run.stage_dir(index)) or run.stage_dir(index)
+    lines += ["", f"stages          {record.metric_name} of each stage's best trial (gain over its baseline)"]
+    for i, space in enumerate(run.spaces):
+        best, baseline, _ = _stage_scores(run.stage_dir(i))
+        score = "no result" if best is None else f"{best['score']:.4g}" + (" (its baseline)" if best["is_baseline"]
+                                                                          else _gain(best, baseline))
+        lines.append(f"  {i + 1} {space:<14} {best['trial'] if best is not None else '':<16} {score}")
+    return [*lines, "next:", f"  python -m analysis {shown}", f"  python launch.py tta {last}",
+            f"  python launch.py retrain {last}"]
+
+
+def _stage_scores(exp_dir: Path):
+    """(the best trial's row, the baseline's row or None, the record) of a stage; the rows None without results."""
+    exp = load_experiment(exp_dir)
+    ranked = best_first(exp.summary().dropna(subset=["rank"]))
+    if ranked.empty:
+        return None, None, exp.record
+    baseline = ranked[ranked["is_baseline"]]
+    return ranked.iloc[0], baseline.iloc[0] if len(baseline) else None, exp.record
+
+
+def _gain(best, baseline) -> str:
+    if baseline is None or baseline["trial"] == best["trial"]:
+        return ""
+    return f", {best['score'] - baseline['score']:+.4g} over its baseline"
 
 
 def _scored(row, record) -> str:

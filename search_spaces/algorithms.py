@@ -39,9 +39,9 @@ def _random(seed: int, n_startup_trials: int):
 
 
 def _asha(record):
-    from ray.tune.schedulers import ASHAScheduler
+    from search_spaces.asha import RestoredASHA
 
-    return ASHAScheduler(time_attr="training_iteration", max_t=record.max_t, grace_period=record.grace_period,
+    return RestoredASHA(time_attr="training_iteration", max_t=record.max_t, grace_period=record.grace_period,
                          reduction_factor=record.reduction_factor)
 
 

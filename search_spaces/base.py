@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,22 @@ from ray.tune.search.sample import Categorical, Domain, Float, Integer
 
 from trainable.config import Config, ConfigError, flatten
 
-__all__ = ["SearchSpace", "nest"]
+__all__ = ["SIGNIFICANT_DIGITS", "SearchSpace", "nest", "rounded"]
+
+# a sampled float is trained, shown and pasted at this many significant digits: a search of a few dozen
+# noisy trials cannot tell 0.012345 from 0.01235, and a printed --set line then reproduces the trial
+SIGNIFICANT_DIGITS = 4
+
+
+def rounded(value: Any) -> Any:
+    """``value`` with every float (in nested dicts and lists too) at ``SIGNIFICANT_DIGITS`` significant digits."""
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
+    return value
 
 
 def nest(flat: dict[str, Any]) -> dict:
@@ -52,9 +68,10 @@ class SearchSpace:
             for value in levels:
                 _check_value(f"{where}, ablation levels", key, value)
 
-    def base_config(self, overrides: dict | None = None) -> Config:
-        """The baseline: config defaults, then this space's constants, then the user's overrides."""
-        return Config.from_dict({**self.constants, **flatten(overrides or {})})
+    def base_config(self, overrides: dict | None = None, start: dict | None = None) -> Config:
+        """The baseline: config defaults (or the config ``start``, e.g. another search's best trial's),
+        then this space's constants, then the user's overrides."""
+        return Config.from_dict({**flatten(start or {}), **self.constants, **flatten(overrides or {})})
 
     def baseline_point(self, base: Config) -> dict:
         """The searched keys at their baseline values, as Tune's flattened ``group/name`` keys."""

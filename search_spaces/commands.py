@@ -17,7 +17,7 @@ from trainable.folders import DATA_LAYOUTS, split_folders
 from trainable.layout import MODEL_FILE, RETRAIN_DIR
 from trainable.metrics import DEFAULT_METRIC, SEARCH_METRICS
 
-__all__ = ["AT_LEAST", "COMMANDS", "LEGACY", "RAY_FLAGS"]
+__all__ = ["AT_LEAST", "COMMANDS", "LEGACY", "RAY_FLAGS", "SEARCH_OWN"]
 
 EXP = "an experiment folder (the one search printed as 'results')"
 COURSE = DATA_LAYOUTS["course"]  # the examples' data folder
@@ -32,7 +32,9 @@ RAY = {"--address": dict(help="join a running Ray cluster (e.g. auto) instead of
 RAY_FLAGS = [flag[2:].replace("-", "_") for flag in RAY]
 COMMANDS = {
     "search": ("sample and train configurations of a search space, ASHA stopping the weak ones", {}, {
-        "--space": dict(required=True, help=", ".join(name for name, space in SPACES.items() if space)),
+        "--space": dict(required=True, help=", ".join(name for name, space in SPACES.items() if space) + "; several, "
+                                            "comma separated (e.g. augmentation,loss,optimizer), run as stages, each "
+                                            "starting from the best trial of the one before"),
         "--num-samples": dict(type=int, help=f"trials to sample (default {HARDWARE['cpu'].num_samples} on a cluster "
                                              f"without GPUs, {HARDWARE['gpu'].num_samples} with)"),
         "--max-epochs": dict(type=int, help="epochs of a full trial: ASHA's max_t (train.epochs)"),
@@ -55,16 +57,29 @@ COMMANDS = {
         "--metric": dict(help="what the scheduler, the searcher and the ranking maximise: " + ", ".join(
             f"{key} ({metric.name})" for key, metric in SEARCH_METRICS.items()) + " (default: the edition's, else "
             f"{DEFAULT_METRIC})"),
+        "--from": dict(dest="parent", metavar="EXP", help="start from that experiment's best trial: its config is "
+                                                         "this search's baseline (its metric, data and challenge "
+                                                         "too)"),
+        "--trial": dict(dest="parent_trial", help="with --from: that trial (e.g. trial_1a2b3c4d) instead of the best"),
+        "--warm-start": dict(nargs="+", metavar="EXP", help="seed the Optuna study with these experiments' trials, "
+                                                           "on the keys the searches share"),
         "--ablation": dict(action="store_true", help="one factor at a time from the baseline over its levels"),
         "--seeds": dict(type=int, default=1, help="repeats of each ablation configuration"),
         "--name": dict(help="experiment name (default <space>-<date>-<time>)"),
         "--storage-path": dict(default="experiments", help="where experiments go (default ./experiments)"),
         **SHARED, **RAY}, ["--space augmentation", "--space loss --data DATA --gpus-per-trial 0.5 --num-samples 48",
+                           "--space augmentation,loss,optimizer --num-samples 16",
+                           "--space loss --from experiments/augmentation-20261121-101500",
+                           "--space augmentation --warm-start experiments/augmentation-20261121-101500",
                            "--space augmentation --ablation --seeds 3",
                            "--space augmentation --scheduler pbt --num-samples 4 --perturbation-interval 2",
                            "--space model --set optim.lr=1e-3 --max-params 1821085"]),
-    "resume": ("continue an interrupted search: finished trials kept, the others from their checkpoints",
-               {"exp": EXP}, RAY, ["experiments/augmentation-20261121-101500"]),
+    "resume": ("continue an interrupted search (finished trials kept, the others from their checkpoints), or "
+               "give a search more trials", {"exp": f"{EXP}, or a staged search's"}, {
+        "--num-samples": dict(type=int, help="trials in all, above those already run: the same Optuna study and "
+                                             "ASHA rungs go on (a finished search takes more trials)"),
+        **RAY}, ["experiments/augmentation-20261121-101500",
+                 "experiments/augmentation-20261121-101500 --num-samples 24"]),
     "tta": ("score every subset of TTA scales, with and without flip, on a trained checkpoint",
             {"target": f"{EXP}, or a trial's checkpoint folder"},
             {"--trial": dict(help="that trial's last checkpoint instead of the best trial's"),
@@ -107,6 +122,8 @@ COMMANDS = {
                   "truth_dir": f"folder of true masks, e.g. {COURSE.mask_dirs('DATA', 'val')[0]}"}, {},
                  [f"predictions {COURSE.mask_dirs('DATA', 'val')[0]}"]),
 }
+# search's flags that are not new_record's: the space, the --set list, where it goes, what it starts from
+SEARCH_OWN = ("space", "set", "storage_path", "parent", "parent_trial", "warm_start")
 LEGACY = {"--resume": "resume", "--retrain": "retrain", "--predict": "predict"}  # earlier spellings
 AT_LEAST = {"num_samples": 1, "max_epochs": 1, "grace_period": 1, "seeds": 1, "top": 1, "epochs": 1, "size": 1,
             "cpus_per_trial": 0, "gpus_per_trial": 0, "max_concurrent": 0, "max_params": 0, "seed": 0}

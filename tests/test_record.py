@@ -41,7 +41,7 @@ def test_max_epochs_is_the_config_key_and_asha_follows_it(tmp_path):
     (tmp_path / "exp").mkdir()
     tuner = build_tuner(tmp_path / "exp", new_record("augmentation", name="exp", max_epochs=3), restore=False)
     scheduler, searcher = tuner._local_tuner._tune_config.scheduler, tuner._local_tuner._tune_config.search_alg
-    assert scheduler._max_t == 3 and searcher._max_t == 3  # ASHA's rungs and the PRUNED coupling: one value
+    assert scheduler._max_t == 3 and searcher.searcher._max_t == 3  # ASHA's rungs and the PRUNED coupling: one value
 
 
 @pytest.mark.parametrize("flags, message", [

@@ -20,6 +20,14 @@
                                  summary.json, curves.csv, curves.png, machine.json, and with
                                  --submission: submission/, submission.zip, SUBMISSION.md
 
+A staged search (``search --space augmentation,loss``) is a folder of experiments, one per stage:
+
+    RUN/
+      stages.json                the spaces in order and the flags every stage is built from
+      1-augmentation/  2-loss/   one experiment folder each (as above); each record names the
+                                 experiment and trial its baseline came from
+      analysis/                  python -m analysis RUN: the stages compared
+
 ``params.json``, ``result.json``, ``progress.csv`` and ``error.txt`` are Ray Tune's names (its
 ``ray.tune.result`` constants; a test checks they still agree). Nothing else in the package spells
 one of these names.
@@ -57,6 +65,7 @@ __all__ = [
     "RETRAIN_FILES",
     "SCHEDULE_FILE",
     "SOLUTION_FILES",
+    "STAGES_FILE",
     "STOPPED_FILE",
     "SUBMISSION_DIR",
     "SUBMISSION_NOTE",
@@ -66,6 +75,7 @@ __all__ = [
     "has_tune_state",
     "remove_partial_files",
     "replacing",
+    "stage_dir_name",
     "trial_dir_name",
     "trial_dirs",
 ]
@@ -77,6 +87,7 @@ SUBMISSION_DIR = "submission"  # retrain --submission: EXP/retrain/<trial>/submi
 SOLUTION_FILES = {"weights": "ckpt.pth", "requirements": "requirements.txt", "script": "run.py"}
 MIRRORED_FILE = "mirrored.txt"
 JOURNAL_FILE = "optuna.journal"
+STAGES_FILE = "stages.json"  # in the folder of a staged search, beside its stages' experiments
 TUNE_STATE_GLOB = "experiment_state-*.json"
 
 TRIAL_PREFIX = "trial_"
@@ -105,6 +116,11 @@ TEMP_MARK = ".partial-"  # in the name of a file being written; left behind only
 def trial_dir_name(trial_id: str) -> str:
     """The folder of Tune trial ``trial_id`` (``--trial`` accepts either)."""
     return trial_id if trial_id.startswith(TRIAL_PREFIX) else f"{TRIAL_PREFIX}{trial_id}"
+
+
+def stage_dir_name(number: int, space: str) -> str:
+    """The experiment folder of stage ``number`` (from 1) of a staged search, e.g. ``2-loss``."""
+    return f"{number}-{space}"
 
 
 def trial_dirs(exp_dir: str | Path) -> list[Path]:

@@ -44,9 +44,13 @@ __all__ = [
     "read_record",
 ]
 
-RECORD_VERSION = 2  # 1: written before the record was typed (settings dict beside base_config)
+# 1: written before the record was typed (settings dict beside base_config); 2: before a search could
+# start from another (parent, parent_trial), be warm-started (warm_start) or take more trials on resume
+RECORD_VERSION = 3
+RESUMABLE_SINCE = 2  # the Ray state of a version-1 experiment names modules this version no longer has
+MORE_TRIALS_SINCE = 3  # the first version whose Ray state takes more trials (searcher.TrialsOfRecord)
 
-_TTA_IS_NOT_SEARCHED = ("--space tta: TTA is scored on a trained checkpoint, not searched: python launch.py tta EXP "
+TTA_IS_NOT_SEARCHED = ("--space tta: TTA is scored on a trained checkpoint, not searched: python launch.py tta EXP "
                         "(the best trial's last checkpoint) or python launch.py tta CHECKPOINT")
 
 _HINT = "pass the folder that launch.py printed as 'results'"
@@ -74,6 +78,9 @@ class ExperimentRecord:
     searcher: str = "tpe"  # what samples configurations (algorithms.SEARCHERS)
     scheduler: str = "asha"  # what stops trials early (algorithms.SCHEDULERS)
     perturbation_interval: int = 0  # PBT, PB2: epochs between exploits (0: not a population search)
+    parent: str = ""  # the experiment whose trial parent_trial's config is this search's baseline (--from, stages)
+    parent_trial: str = ""
+    warm_start: list[str] = field(default_factory=list)  # experiments whose trials seeded the study (--warm-start)
     created: str = ""
     command: str = ""
     # the version of the file this record was read from (not written: a record is always written as
@@ -142,7 +149,7 @@ class ExperimentRecord:
     def check(self) -> None:
         """Settings that involve more than one value; each message names the flag that sets it."""
         if get_space(self.space) is None:
-            raise UserError(_TTA_IS_NOT_SEARCHED)
+            raise UserError(TTA_IS_NOT_SEARCHED)
         if self.reduction_factor <= 1:
             raise UserError(f"--reduction-factor {self.reduction_factor:g}: must be greater than 1 (e.g. 3 keeps a "
                             f"third of the trials at each rung)")
@@ -203,6 +210,24 @@ class ExperimentRecord:
                             f"{self.max_t} epochs of training (train.epochs), so no trial would ever exploit; "
                             f"choose 1..{self.max_t - 1}")
 
+    def with_more_trials(self, num_samples: int, started: int, where: str) -> ExperimentRecord:
+        """This record with ``num_samples`` trials in all (``resume EXP --num-samples N``): the same study
+        and rungs go on; ``started``: the trials the search has already started; ``where``: the experiment."""
+        flag = f"--num-samples {num_samples}"
+        if self.ablation or self.population:
+            what = "an ablation runs its planned configurations" if self.ablation else \
+                f"a population search ({self.scheduler}) trains a fixed population"
+            raise UserError(f"{flag}: {where} is not a sampled search ({what}); start a new search with more "
+                            f"trials instead")
+        if self.read_version < MORE_TRIALS_SINCE:
+            raise UserError(f"{flag}: {where} was started by an earlier version of facesearch, whose saved Ray "
+                            f"state cannot take more trials; start a new search seeded with its trials: python "
+                            f"launch.py search --space {self.space} --warm-start {where}")
+        if num_samples < started:
+            raise UserError(f"{flag}: below the {started} trials {where} has already started; give more than "
+                            f"{started} to add trials")
+        return dataclasses.replace(self, num_samples=num_samples)
+
     # ---- on disk ----
     def to_dict(self) -> dict:
         out = {"version": RECORD_VERSION}
@@ -222,9 +247,9 @@ class ExperimentRecord:
         version = d.get("version", 1)
         if version == 1:
             d = _from_version_1(d)
-        elif version != RECORD_VERSION:
+        elif version not in range(2, RECORD_VERSION + 1):
             raise UserError(f"{where}: experiment record version {version!r}, written by another version of "
-                            f"facesearch (this one reads versions 1 and {RECORD_VERSION}); use that version")
+                            f"facesearch (this one reads versions 1 to {RECORD_VERSION}); use that version")
         known = {f.name for f in dataclasses.fields(cls)} - {"read_version"}
         given = {k: v for k, v in d.items() if k != "version"}
         unknown = sorted(set(given) - known)
@@ -232,7 +257,8 @@ class ExperimentRecord:
             raise UserError(f"{where}: unknown key {unknown[0]!r} in the experiment record; valid keys are "
                             f"{', '.join(sorted(known))}")
         missing = sorted(f.name for f in dataclasses.fields(cls)
-                         if f.name in known and f.default is dataclasses.MISSING and f.name not in given)
+                         if f.name in known and f.default is dataclasses.MISSING
+                         and f.default_factory is dataclasses.MISSING and f.name not in given)
         if missing:
             raise UserError(f"{where}: the experiment record has no {', '.join(missing)}; {_HINT}")
         for f in dataclasses.fields(cls):
@@ -252,8 +278,9 @@ class ExperimentRecord:
 
 
 def _typed(where: str, key: str, kind: str, value: Any) -> Any:
-    kinds = {"str": str, "int": int, "float": (int, float), "bool": bool}
-    if (isinstance(value, bool) and kind != "bool") or not isinstance(value, kinds[kind]):
+    kinds = {"str": str, "int": int, "float": (int, float), "bool": bool, "list[str]": list}
+    if (isinstance(value, bool) and kind != "bool") or not isinstance(value, kinds[kind]) or \
+            (kind == "list[str]" and not all(isinstance(v, str) for v in value)):
         raise UserError(f"{where}: {key}={value!r} in the experiment record: expected {kind}")
     return float(value) if kind == "float" else value
 
@@ -299,7 +326,7 @@ def read_record(exp_dir: str | Path, for_resume: bool = False) -> ExperimentReco
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"{path}: unreadable ({e}); {_HINT}") from None
     record = ExperimentRecord.from_dict(data, str(path))
-    if for_resume and record.read_version < RECORD_VERSION and has_tune_state(exp_dir):
+    if for_resume and record.read_version < RESUMABLE_SINCE and has_tune_state(exp_dir):
         raise UserError(f"{exp_dir}: run by an earlier version of facesearch (experiment record version "
                         f"{record.read_version}), whose saved Ray state this version cannot restore; its trials "
                         f"stay usable: python -m analysis {exp_dir}, python launch.py retrain {exp_dir}")
@@ -313,13 +340,16 @@ def new_record(space: str, *, name: str | None = None, cluster: ClusterShape | N
                cpus_per_trial: float | None = None, gpus_per_trial: float | None = None, max_concurrent: int = 0,
                ablation: bool = False, seeds: int = 1, metric: str | None = None, challenge: str | None = None,
                searcher: str | None = None, scheduler: str = "asha", perturbation_interval: int | None = None,
-               command: str = "") -> ExperimentRecord:
+               command: str = "", start: dict | None = None, parent: str = "", parent_trial: str = "",
+               warm_start: list[str] | None = None) -> ExperimentRecord:
     """The record of a new search from its flags; the hardware defaults follow ``cluster``, the Ray
     cluster the search runs on (``ClusterShape.from_ray()`` once joined; none: the CPU defaults, unless
-    ``gpus_per_trial`` asks for GPUs)."""
+    ``gpus_per_trial`` asks for GPUs). ``start``: the config of trial ``parent_trial`` of experiment
+    ``parent``, which is then the baseline in place of the defaults and the hardware's (the space's
+    constants and the flags still apply); ``warm_start``: the experiments whose trials seed the study."""
     search_space = get_space(space)
     if search_space is None:
-        raise UserError(_TTA_IS_NOT_SEARCHED)
+        raise UserError(TTA_IS_NOT_SEARCHED)
     trial = (cluster or ClusterShape(())).trial_resources(cpus_per_trial, gpus_per_trial)
     hw = HARDWARE[trial.kind]
     rules = get_challenge(challenge) if challenge else None
@@ -327,7 +357,7 @@ def new_record(space: str, *, name: str | None = None, cluster: ClusterShape | N
     given = with_flags(overrides, max_epochs=max_epochs, seed=seed, max_params=max_params, data=data)
     # a GPU trial's loader workers: all of its CPUs but the one that drives the GPU
     derived = {"data.num_workers": max(1, int(trial.cpus) - 1)} if trial.gpus else {}
-    config = search_space.base_config({**hw.config, **derived, **preset, **given})
+    config = search_space.base_config({**({} if start else hw.config), **derived, **preset, **given}, start=start)
     if grace_period is None:  # the hardware's, within a full trial
         grace_period = min(hw.grace_period, config.train.epochs)
     elif max_epochs is not None and grace_period > max_epochs:
@@ -344,6 +374,7 @@ def new_record(space: str, *, name: str | None = None, cluster: ClusterShape | N
         cpus_per_trial=trial.cpus, gpus_per_trial=trial.gpus, max_concurrent=max_concurrent,
         ablation=ablation, seeds=seeds, metric=metric or (rules.metric if rules else DEFAULT_METRIC),
         challenge=challenge or "", searcher=searcher or ("random" if population else "tpe"), scheduler=scheduler,
-        perturbation_interval=perturbation_interval or 0, created=time.strftime("%Y-%m-%d %H:%M:%S"), command=command)
+        perturbation_interval=perturbation_interval or 0, created=time.strftime("%Y-%m-%d %H:%M:%S"), command=command,
+        parent=parent, parent_trial=parent_trial, warm_start=list(warm_start or []))
 
 

@@ -34,7 +34,7 @@ from trainable.layout import (
 )
 from trainable.objectstore import filesystem, is_uri, mirror_of, move, pull, push, uri_of
 
-__all__ = ["SearchOutcome", "create_experiment", "describe", "preflight", "run_search", "settle"]
+__all__ = ["SearchOutcome", "check_name", "create_experiment", "describe", "preflight", "run_search", "settle"]
 
 # Tune's settings while a search fits (the user's own environment wins for the first two):
 TUNE_ENV = {
@@ -64,12 +64,7 @@ def create_experiment(record: ExperimentRecord, storage_path: str, before_ray: b
     data; nothing of the experiment is written yet (``run_search`` writes the record). ``before_ray``:
     the checks before Ray tells the hardware (the built-in set, never refused, is not generated yet);
     ``notes``: print the data check's notes."""
-    name = record.name
-    if not name.strip() or name in (".", "..") or any(sep in name for sep in "/\\"):
-        raise UserError(f"--name {name!r}: must be a plain folder name (no '/' or '..'); use --storage-path to "
-                        f"choose where it goes")
-    if len(name.encode()) > 200:  # with Ray's suffixes, under the 255-byte limit of a file name
-        raise UserError(f"--name {name[:20]}...: {len(name.encode())} bytes long; choose a name of at most 200")
+    name = check_name(record.name)
     if is_uri(storage_path):
         return _create_in_store(f"{storage_path.rstrip('/')}/{name}", record, before_ray, notes)
     storage = Path(storage_path).expanduser().resolve()
@@ -81,6 +76,16 @@ def create_experiment(record: ExperimentRecord, storage_path: str, before_ray: b
     preflight(record.config, before_ray, notes)
     check_storage(storage, None)
     return exp_dir
+
+
+def check_name(name: str) -> str:
+    """``name`` (``--name``), if it is a plain folder name that fits beside Ray's suffixes."""
+    if not name.strip() or name in (".", "..") or any(sep in name for sep in "/\\"):
+        raise UserError(f"--name {name!r}: must be a plain folder name (no '/' or '..'); use --storage-path to "
+                        f"choose where it goes")
+    if len(name.encode()) > 200:  # with Ray's suffixes, under the 255-byte limit of a file name
+        raise UserError(f"--name {name[:20]}...: {len(name.encode())} bytes long; choose a name of at most 200")
+    return name
 
 
 def _create_in_store(uri: str, record: ExperimentRecord, before_ray: bool, notes: bool) -> Path:
@@ -113,6 +118,9 @@ def describe(exp_dir: Path, record: ExperimentRecord, cluster: ClusterShape) -> 
             f"rules:          {rules}{record.metric_name}, {budget}, "
             f"{'from scratch' if base.model.pretrained == 'none' else base.model.pretrained + ' weights'}",
             f"search:         space '{record.space}', {how}",
+            *([f"starts from:    {record.parent}/{record.parent_trial} (its config is the baseline)"]
+              if record.parent else []),
+            *([f"warm start:     the trials of {', '.join(record.warm_start)}"] if record.warm_start else []),
             f"cluster:        {cluster.describe()}",
             f"each trial:     {record.cpus_per_trial:g} CPU, {record.gpus_per_trial:g} GPU, "
             f"{base.data.image_size} px, {record.max_t} epochs",
@@ -164,6 +172,10 @@ def run_search(exp_dir: Path, record: ExperimentRecord, restore: bool, trainable
         exp_dir.mkdir(parents=True, exist_ok=True)
         _write_data_lists(exp_dir, record.config)
         record.write(exp_dir)
+        if record.warm_start:
+            from search_spaces.driver.warmstart import seed_study, seeded_trials
+
+            seed_study(exp_dir / JOURNAL_FILE, record, seeded_trials(record, record.warm_start)[0])
         if uri_of(exp_dir):
             push(exp_dir)  # the record and the data lists, before any trial
     env = {**TUNE_ENV, **_pending(record, cluster)}

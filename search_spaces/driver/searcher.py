@@ -14,6 +14,7 @@ leaving it out of its model. The study lives in a journal file in the experiment
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Callable
@@ -23,14 +24,17 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from ray.tune.search import SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces.algorithms import SEARCHERS
+from search_spaces.base import rounded
+from trainable.layout import JOURNAL_FILE
 from trainable.metrics import DEFAULT_METRIC
 from trainable.objectstore import push, uri_of
 
-__all__ = ["REFUSED_CONSTRAINT", "TUNE_TRIAL_ATTR", "PrunedOptunaSearch", "journal_storage", "make_searcher",
-           "skip_finished_trials"]
+__all__ = ["REFUSED_CONSTRAINT", "TUNE_TRIAL_ATTR", "PrunedOptunaSearch", "TrialsOfRecord", "journal_storage",
+           "make_searcher", "skip_finished_trials"]
 
 TUNE_TRIAL_ATTR = "tune_trial_id"
 REFUSED_CONSTRAINT = "refused"  # the Optuna constraint a refused configuration violates
@@ -58,17 +62,31 @@ class _UploadedJournal(JournalFileBackend):
 class PrunedOptunaSearch(OptunaSearch):
     """``OptunaSearch`` that reports scheduler-stopped trials to Optuna as PRUNED."""
 
-    # reads OptunaSearch's private _ot_study, _ot_trials and _completed_trials: tests/test_ray_optuna_internals.py
+    # reads OptunaSearch's private _ot_study, _ot_trials, _completed_trials, _storage and _study_name, and
+    # Optuna's Trial._trial_id: tests/test_ray_optuna_internals.py
 
-    def __init__(self, *args, max_t: int, **kwargs):
+    def __init__(self, *args, max_t: int, journal: str | Path = "", **kwargs):
         super().__init__(*args, **kwargs)
         self._max_t = max_t
+        self.journal = str(journal)
+
+    def moved_to(self, journal: Path) -> None:
+        """Go on with the study in ``journal``, the experiment's journal where the experiment is now: a
+        restored searcher still holds the study of the folder the search ran in."""
+        if not self.journal or Path(self.journal) == journal or self._ot_study is None:
+            return
+        self.journal, self._storage = str(journal), journal_storage(journal)
+        self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
+                                           sampler=self._ot_study.sampler)
+        self._ot_trials = {tid: optuna.trial.Trial(self._ot_study, t._trial_id) for tid, t in self._ot_trials.items()}
 
     def suggest(self, trial_id: str) -> dict | None:
         config = super().suggest(trial_id)
         if trial_id in self._ot_trials:  # lets a resumed trial find its own record in the journal
             self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ATTR, trial_id)
-        return config
+        # a trial trains the value a person reads and pastes (search_spaces.base.rounded); the study keeps
+        # the draw, closer than the search can tell apart
+        return rounded(config) if isinstance(config, dict) else config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         value = result.get(self.metric)
@@ -121,6 +139,41 @@ class PrunedOptunaSearch(OptunaSearch):
         self._completed_trials.add(trial_id)
 
 
+class TrialsOfRecord(SearchGenerator):
+    """Tune's generator of a searcher's trials, whose total is the experiment record's ``num_samples``
+    also when the search is restored: Tune restores the total it saved, so a finished search could
+    never take more trials (``resume EXP --num-samples N`` raises the record's total, then restores).
+
+    It also creates the trials of a restored search in the experiment's folder where it is now: Tune
+    moves the trials it restores to a moved folder, but creates new ones in the folder its saved
+    state names (``exp_dir``, set again as the search is restored: ``tuner.build_tuner``)."""
+
+    # reads SearchGenerator's private _experiment and _total_samples: tests/test_ray_optuna_internals.py
+    def __init__(self, searcher, exp_dir: str | Path) -> None:
+        super().__init__(searcher)
+        self.exp_dir = str(exp_dir)
+
+    def set_state(self, state: dict) -> None:
+        from search_spaces.driver.record import read_record
+
+        super().set_state(state)
+        self._total_samples = read_record(self.exp_dir).planned_trials
+        storage = self._experiment.spec.get("storage") if self._experiment else None
+        here = Path(self.exp_dir)
+        if storage is not None and not uri_of(here) and Path(storage.experiment_fs_path) != here:
+            moved = copy.copy(storage)  # as Tune updates the trials it restores
+            moved.storage_fs_path, moved.experiment_dir_name = str(here.parent), here.name
+            self._experiment.spec["storage"] = moved
+
+    def restore_from_dir(self, dirpath: str) -> None:
+        super().restore_from_dir(dirpath)
+        searcher = self.searcher
+        while hasattr(searcher, "searcher"):  # a concurrency limit's
+            searcher = searcher.searcher
+        if isinstance(searcher, PrunedOptunaSearch):
+            searcher.moved_to(Path(self.exp_dir) / JOURNAL_FILE)
+
+
 def make_searcher(journal: str | Path, study_name: str, seed: int, points_to_evaluate: list[dict],
                   max_t: int, n_startup_trials: int, metric: str = DEFAULT_METRIC, mode: str = "max",
                   sampler: str = "tpe") -> PrunedOptunaSearch:
@@ -128,7 +181,8 @@ def make_searcher(journal: str | Path, study_name: str, seed: int, points_to_eva
     its study persisted in ``journal``."""
     sampler = SEARCHERS[sampler].build(seed, n_startup_trials)
     return PrunedOptunaSearch(metric=metric, mode=mode, sampler=sampler, storage=journal_storage(journal),
-                              study_name=study_name, points_to_evaluate=points_to_evaluate, max_t=max_t)
+                              study_name=study_name, points_to_evaluate=points_to_evaluate, max_t=max_t,
+                              journal=journal)
 
 
 def skip_finished_trials(trainable: Callable[[dict], None], journal: str | Path, study_name: str) -> Callable:

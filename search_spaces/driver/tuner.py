@@ -15,7 +15,7 @@ from search_spaces.algorithms import SCHEDULERS
 from search_spaces.base import nest
 from search_spaces.driver.record import ExperimentRecord
 from search_spaces.driver.results import ProgressRecord, ResultRecord
-from search_spaces.driver.searcher import make_searcher, skip_finished_trials
+from search_spaces.driver.searcher import TrialsOfRecord, make_searcher, skip_finished_trials
 from search_spaces.driver.storage import storage_filesystem
 from trainable.layout import JOURNAL_FILE, remove_partial_files, trial_dir_name
 from trainable.objectstore import uri_of
@@ -58,7 +58,7 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
     rs = {**RAY_SETTINGS, **(ray_settings or {})}
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
-    from ray.tune.search import BasicVariantGenerator, Searcher, SearchGenerator
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter, Searcher, SearchGenerator
 
     from trainable.ray_trainable import train_segmentation
 
@@ -78,25 +78,36 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
     if restore:
         if not uri:
             remove_partial_files(exp_dir)  # left by a driver or worker killed while writing
-        return tune.Tuner.restore(uri or str(exp_dir), trainable, resume_unfinished=True, resume_errored=True,
-                                  storage_filesystem=storage_filesystem(uri or exp_dir, snapshot))
+        tuner = tune.Tuner.restore(uri or str(exp_dir), trainable, resume_unfinished=True, resume_errored=True,
+                                   storage_filesystem=storage_filesystem(uri or exp_dir, snapshot))
+        # the generator reads its total from the record where the experiment is now, wherever it ran
+        # (Tune's private chain to it: tests/test_ray_optuna_internals.py)
+        search_alg = tuner._local_tuner._tune_config.search_alg
+        if isinstance(search_alg, TrialsOfRecord):
+            search_alg.exp_dir = str(exp_dir)
+        return tuner
 
     if record.ablation:
         points = space.ablation_points(base, record.seeds)
-        search_alg = BasicVariantGenerator(points_to_evaluate=points)
+        search_alg = BasicVariantGenerator(points_to_evaluate=points, max_concurrent=record.max_concurrent)
         scheduler, num_samples = FIFOScheduler(), len(points)
         param_space = base.to_dict()
     elif record.population:
         # Ray allows no search algorithm beside PBT: its generator draws the first population, seeded,
         # the baseline one of them
         baseline = nest({k.replace("/", "."): v for k, v in space.baseline_point(base).items()})
-        search_alg = BasicVariantGenerator(points_to_evaluate=[baseline], random_state=record.seed)
+        search_alg = BasicVariantGenerator(points_to_evaluate=[baseline], random_state=record.seed,
+                                           max_concurrent=record.max_concurrent)
         scheduler, num_samples = SCHEDULERS[record.scheduler].build(record), record.num_samples
         param_space = space.param_space(base)
     else:
-        search_alg = make_searcher(journal, record.name, record.seed, [space.baseline_point(base)],
-                                   max_t=record.max_t, n_startup_trials=max(3, record.num_samples // 3),
-                                   metric=record.metric, mode=record.mode, sampler=record.searcher)
+        searcher = make_searcher(journal, record.name, record.seed, [space.baseline_point(base)],
+                                 max_t=record.max_t, n_startup_trials=max(3, record.num_samples // 3),
+                                 metric=record.metric, mode=record.mode, sampler=record.searcher)
+        # the generator Tune would build, with its total kept in the record (Tune applies a concurrency
+        # limit only to a bare searcher, so it is applied here)
+        search_alg = TrialsOfRecord(ConcurrencyLimiter(searcher, record.max_concurrent) if record.max_concurrent
+                                    else searcher, exp_dir)
         scheduler = SCHEDULERS[record.scheduler].build(record)
         num_samples = record.num_samples
         param_space = space.param_space(base)
@@ -105,7 +116,6 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
         param_space=param_space,
         tune_config=tune.TuneConfig(metric=record.metric, mode=record.mode, search_alg=search_alg,
                                     scheduler=scheduler, num_samples=num_samples,
-                                    max_concurrent_trials=record.max_concurrent or None,
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name,
                                     reuse_actors=rs["reuse_actors"]),
         run_config=tune.RunConfig(
