@@ -18,8 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import plots
+from analysis.formats import FORMATS, PLOTS_DIR, TABLES_DIR, write_table
 from analysis.load import Experiment, load_experiment
-from analysis.report import FORMATS, PLOTS_DIR, TABLES_DIR, to_latex, to_markdown
+from search_spaces.base import SIGNIFICANT_DIGITS, rounded
 from trainable.config import flatten
 from trainable.errors import UserError
 from trainable.layout import EXPERIMENT_FILE, STAGES_FILE, stage_dir_name, trial_dirs
@@ -29,7 +30,6 @@ __all__ = ["COMPARISON_FILE", "CURVE_FILE", "best_so_far", "comparison_table", "
            "load_experiments", "stage_dirs", "write_comparison"]
 
 COMPARISON_FILE, CURVE_FILE = "comparison.md", "best_so_far.png"
-DIGITS = 4  # significant digits of the numbers in the tables
 _HERE = "<experiment>"  # stands for an experiment's own folder in a path-valued config key
 
 
@@ -85,10 +85,6 @@ def _names(exps: list[Experiment]) -> list[str]:
     return [f"{e.path.resolve().parent.name}/{n}" if names.count(n) > 1 else n for e, n in zip(exps, names)]
 
 
-def _sig(v: float) -> float:
-    return v if not isinstance(v, float) or not math.isfinite(v) or v == 0 else float(f"{v:.{DIGITS}g}")
-
-
 def _best_and_baseline(exp: Experiment) -> tuple[pd.Series | None, float]:
     """The best ranked trial's summary row (None when no trial ranks) and the baseline's score (NaN
     without a ranked baseline; the mean over an ablation's baseline seeds)."""
@@ -110,7 +106,7 @@ def comparison_table(exps: list[Experiment]) -> pd.DataFrame:
         best, base = _best_and_baseline(exp)
         score = float(best["score"]) if best is not None else math.nan
         rows.append({"experiment": label, "space": r.space, "trials": len(exp.trials), "trial-epochs": len(exp.epochs),
-                     f"best {name}": _sig(score), f"baseline {name}": _sig(base), "gain": _sig(score - base),
+                     f"best {name}": rounded(score), f"baseline {name}": rounded(base), "gain": rounded(score - base),
                      "data": r.config.data.root or "synthetic", "challenge": r.challenge or "-",
                      "from": f"{Path(r.parent).name}/{r.parent_trial}" if r.parent else "-"})
     table = pd.DataFrame(rows)
@@ -148,7 +144,7 @@ def config_differences(exps: list[Experiment]) -> pd.DataFrame:
 
 
 def _shown(v: object) -> object:
-    return ",".join(map(str, v)) if isinstance(v, list) else _sig(v)
+    return ",".join(map(str, v)) if isinstance(v, list) else rounded(v)
 
 
 def best_so_far(exps: list[Experiment], staged: bool = False) -> pd.DataFrame:
@@ -173,24 +169,12 @@ def best_so_far(exps: list[Experiment], staged: bool = False) -> pd.DataFrame:
 
 
 def _display(df: pd.DataFrame) -> pd.DataFrame:
-    """``df`` with its numbers as text of ``DIGITS`` significant digits (a missing one as "-")."""
+    """``df`` with its numbers as text of ``SIGNIFICANT_DIGITS`` significant digits (a missing one as "-")."""
     def cell(v: object) -> object:
         if isinstance(v, float):
-            return "-" if math.isnan(v) else f"{v:.{DIGITS}g}"
+            return "-" if math.isnan(v) else f"{v:.{SIGNIFICANT_DIGITS}g}"
         return v
     return df.map(cell)
-
-
-def _write_table(df: pd.DataFrame, out: Path, name: str, caption: str, formats: tuple[str, ...]) -> str:
-    (out / TABLES_DIR).mkdir(exist_ok=True)
-    shown = _display(df)
-    if "md" in formats:
-        (out / TABLES_DIR / f"{name}.md").write_text(to_markdown(shown))
-    if "tex" in formats:
-        (out / TABLES_DIR / f"{name}.tex").write_text(to_latex(shown, caption))
-    if "csv" in formats:
-        df.to_csv(out / TABLES_DIR / f"{name}.csv", index=df.index.name is not None)
-    return to_markdown(shown)
 
 
 def write_comparison(exps: list[Experiment], out: Path, formats: tuple[str, ...] = FORMATS,
@@ -217,14 +201,14 @@ def write_comparison(exps: list[Experiment], out: Path, formats: tuple[str, ...]
           f"baseline configuration's, which every experiment evaluates first; *gain*: best - baseline"
           + ("; *from*: the experiment and trial whose configuration was the baseline." if "from" in table
              else "."), "",
-          _write_table(table, out, "comparison", f"Experiments compared by {metric.name}", formats),
+          write_table(_display(table), out, "comparison", f"Experiments compared by {metric.name}", formats),
           "## Where the best configurations differ", ""]
     if differences.empty:
         md += ["The best trials' configurations agree in every key.", ""]
     else:
         md += ["The config keys whose values differ between the experiments' best trials.", "",
-               _write_table(differences, out, "best_config_differences", "Keys where the best configurations differ",
-                            formats)]
+               write_table(_display(differences), out, "best_config_differences",
+                           "Keys where the best configurations differ", formats)]
     md += [f"## Best {metric.name} so far", "",
            f"The best {metric.name} any trial of the experiment had reported, against the trial-epochs spent, in "
            f"the order the results came" + ("; each stage starts where the one before it ended." if staged else "."),

@@ -33,8 +33,8 @@ from trainable.layout import (
 )
 from trainable.metrics import DEFAULT_METRIC, METRICS
 
-__all__ = ["Experiment", "checkpoint_of", "failures", "load_experiment", "load_study", "metric_of", "starting_point",
-           "stop_reason", "trial_status"]
+__all__ = ["Experiment", "checkpoint_of", "failures", "load_experiment", "load_study", "metric_of", "own_trials",
+           "starting_point", "stop_reason", "trial_status"]
 
 
 
@@ -284,3 +284,18 @@ def load_study(exp: Experiment):
         return None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.load_study(study_name=exp.record.name, storage=journal_storage(journal))
+
+
+def own_trials(study):
+    """``study`` without the trials a warm start seeded it with (an in-memory copy when it has any)."""
+    import optuna
+
+    from search_spaces.driver.warmstart import WARM_START_ATTR
+
+    trials = study.get_trials(deepcopy=False)
+    own = [t for t in trials if WARM_START_ATTR not in t.user_attrs]
+    if len(own) == len(trials):
+        return study
+    copy = optuna.create_study(directions=study.directions)
+    copy.add_trials(own)
+    return copy

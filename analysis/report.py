@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
 
 from analysis import plots
+from analysis.compare import comparison_table
+from analysis.formats import (
+    FORMATS,
+    PLOTS_DIR,
+    REPORT_FILE,
+    TABLES_DIR,
+    TRIALS_FILE,
+    to_latex,
+    to_markdown,
+    write_table,
+)
 from analysis.load import Experiment
 from analysis.tables import (
     ablation_table,
@@ -22,69 +32,7 @@ from trainable.layout import SCHEDULE_FILE
 from trainable.metrics import METRICS
 
 __all__ = ["FORMATS", "PLOTS_DIR", "REPORT_FILE", "TABLES_DIR", "TRIALS_FILE", "to_latex", "to_markdown",
-           "write_report"]
-
-FORMATS = ("md", "tex", "csv")
-FSCORE_SPREADS = ("delta vs baseline", "std")  # columns in the F-score's units in a table of F-scores
-# the report folder (by default the experiment's layout.ANALYSIS_DIR)
-REPORT_FILE, TRIALS_FILE, TABLES_DIR, PLOTS_DIR = "report.md", "trials.parquet", "tables", "plots"
-
-
-def _cell(v, digits: int = 2) -> str:
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.{digits}f}" if abs(v) >= 0.01 or v == 0 else f"{v:.2e}"
-    return str(v)
-
-
-def _rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    index = df.index.name is not None
-    header = ([df.index.name] if index else []) + [str(c) for c in df.columns]
-    # an F-score lies in 0..1 (and its deltas and spreads below it): two decimals would hide its differences
-    fscores = any("F-score" in str(c) for c in df.columns)
-    digits = [4 if "F-score" in str(c) or (fscores and c in FSCORE_SPREADS) else 2 for c in df.columns]
-    body = [([str(i)] if index else []) + [_cell(v, d) for v, d in zip(row, digits, strict=True)]
-            for i, row in zip(df.index, df.itertuples(index=False))]
-    return header, body
-
-
-def to_markdown(df: pd.DataFrame) -> str:
-    header, body = _rows(df)
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in body]
-    return "\n".join(lines) + "\n"
-
-
-_TEX = {"\\": r"\textbackslash{}", "_": r"\_", "%": r"\%", "&": r"\&", "#": r"\#", "$": r"\$", "{": r"\{",
-        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
-
-
-def _tex(s: str) -> str:
-    return "".join(_TEX.get(ch, ch) for ch in s)
-
-
-def to_latex(df: pd.DataFrame, caption: str) -> str:
-    """A booktabs table (needs ``\\usepackage{booktabs}``)."""
-    header, body = _rows(df)
-    align = "l" + "r" * (len(header) - 1)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_tex(caption)}}}", rf"\begin{{tabular}}{{{align}}}",
-             r"\toprule", " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
-    lines += [" & ".join(_tex(c) for c in r) + r" \\" for r in body]
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
-
-
-def _write_table(df: pd.DataFrame, out: Path, name: str, caption: str, formats: tuple[str, ...]) -> str:
-    (out / TABLES_DIR).mkdir(exist_ok=True)
-    if "md" in formats:
-        (out / TABLES_DIR / f"{name}.md").write_text(to_markdown(df))
-    if "tex" in formats:
-        (out / TABLES_DIR / f"{name}.tex").write_text(to_latex(df, caption))
-    if "csv" in formats:
-        df.to_csv(out / TABLES_DIR / f"{name}.csv", index=df.index.name is not None)
-    return to_markdown(df)
-
+           "write_report"]  # the table writers re-exported from analysis.formats
 
 def _describe(exp: Experiment) -> list[str]:
     r = exp.record
@@ -125,6 +73,7 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
 
     r = exp.record
     name, stopper = r.metric_name, SCHEDULERS[r.scheduler].name
+    md += _lineage(exp, out, formats)
     md += ["## Configurations", "",
            f"One row per trial, best first: trials that completed every epoch by their {name} at the last "
            f"epoch, then the others by the epochs they reached. {name} is {METRICS[r.metric].meaning}, on the "
@@ -132,7 +81,7 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
            f"marks a trial whose {METRICS['val_miou'].name} peaked before its last epoch while pixel accuracy kept "
            f"rising. *delta vs "
            f"baseline* is against the baseline configuration, which every experiment evaluates first.", ""]
-    md.append(_write_table(configurations_table(summary, exp.trials, exp.searched, name), out, "configurations",
+    md.append(write_table(configurations_table(summary, exp.trials, exp.searched, name), out, "configurations",
                            "Trials of the experiment, best first", formats))
 
     if r.ablation:
@@ -140,14 +89,14 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
         md += ["## Ablation", "", f"Each row changes one factor of the baseline to the level shown; {name} and "
                "pixel accuracy are means over seeds, *std* their standard deviation, *overfitting* the number of "
                "seeds that overfit.", ""]
-        md.append(_write_table(table, out, "ablation", "One-factor-at-a-time ablation", formats))
+        md.append(write_table(table, out, "ablation", "One-factor-at-a-time ablation", formats))
     else:
         md += ["## Per factor", "", "For each searched parameter: its value (or value range) against the best and "
                f"mean {name} of the trials that completed all epochs; trials {stopper} stopped early are left out so "
                "that their shorter training does not distort the comparison.", ""]
         for key, table in factor_tables(summary, exp.trials, exp.searched, metric_name=name).items():
             md += [f"### `{key}`", ""]
-            md.append(_write_table(table, out, f"factor_{key}", f"{name} by {key}", formats))
+            md.append(write_table(table, out, f"factor_{key}", f"{name} by {key}", formats))
         md += _importances(exp, out, formats)
 
     if r.population:
@@ -157,7 +106,7 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
     if not per_class.empty:
         md += ["## Per-class IoU", "", "IoU (%) of each class for the best trials and the baseline, at their "
                "reported epoch.", ""]
-        md.append(_write_table(per_class, out, "per_class", "Per-class IoU", formats))
+        md.append(write_table(per_class, out, "per_class", "Per-class IoU", formats))
         plots.plot_per_class(per_class, out / PLOTS_DIR / "per_class.png")
         md += ["![per-class IoU](plots/per_class.png)", ""]
     if not exp.epochs.empty:
@@ -172,6 +121,42 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
     report = out / REPORT_FILE
     report.write_text("\n".join(md))
     return report
+
+
+def _lineage(exp: Experiment, out: Path, formats: tuple[str, ...]) -> list[str]:
+    """Where the search started (``--from``, a stage: the chain of searches whose best trials led to its
+    baseline) and what its study was seeded with (``--warm-start``)."""
+    from analysis.load import load_experiment
+    from search_spaces.driver.warmstart import WARM_START_ATTR
+    from trainable.errors import UserError
+    from trainable.objectstore import local
+
+    md = []
+    if exp.record.parent:
+        chain, parent, missing = [exp], exp.record.parent, ""
+        while parent and len(chain) < 50:
+            try:
+                chain.insert(0, load_experiment(local(parent, checkpoints=False)))
+            except UserError as e:
+                missing = f" (the chain stops at {parent}: {e})"
+                break
+            parent = chain[0].record.parent
+        md += ["## Where the search started", "",
+               f"Its baseline is the config of `{exp.record.parent_trial}` of `{exp.record.parent}`, the best trial "
+               f"there unless chosen with `--trial`. Each search of the chain started from the best trial of the "
+               f"one before{missing}:", "",
+               write_table(comparison_table(chain), out, "chain", "The searches that led to this one", formats)]
+    if exp.record.warm_start:
+        from analysis.load import load_study
+
+        study = load_study(exp)
+        seeded = [t.user_attrs[WARM_START_ATTR].rsplit("#", 1)[0] for t in (study.trials if study else [])
+                  if WARM_START_ATTR in t.user_attrs]
+        counts = ", ".join(f"{seeded.count(src)} of `{src}`" for src in dict.fromkeys(seeded))
+        md += ["## Warm start", "", f"The Optuna study was seeded with {len(seeded)} trials of earlier searches "
+               f"({counts or 'none'}), on the keys this search samples; TPE learned from them before its first "
+               f"trial. They are not trials of this experiment: the tables and importances leave them out.", ""]
+    return md
 
 
 def _schedules(exp: Experiment, summary: pd.DataFrame, out: Path, formats: tuple[str, ...]) -> list[str]:
@@ -190,20 +175,20 @@ def _schedules(exp: Experiment, summary: pd.DataFrame, out: Path, formats: tuple
             f"({len(exploits)} exploits in the trials' final lineages). The best trial, {best}, trained with this "
             f"schedule (*weights from*: the trial whose weights *trained by* continued at that epoch); "
             f"`python launch.py retrain {exp.path}` replays it, `--fixed` trains its last settings throughout.", "",
-            _write_table(table, out, "schedule", f"Augmentation schedule of {best}", formats), "",
+            write_table(table, out, "schedule", f"Augmentation schedule of {best}", formats), "",
             "![augmentation schedules](plots/schedules.png)", ""]
 
 
 def _importances(exp: Experiment, out: Path, formats: tuple[str, ...]) -> list[str]:
-    from analysis.load import load_study
+    from analysis.load import load_study, own_trials
 
     study = load_study(exp)
     if study is None:
         return ["## Importances", "", "No Optuna study found in the experiment folder.", ""]
-    table, method = importance_table(study)
+    table, method = importance_table(own_trials(study))
     md = ["## Importances", "", f"How much each parameter explains {exp.record.metric_name}: {method}.", ""]
     if table.empty:
         return md
-    md.append(_write_table(table, out, "importance", "Hyperparameter importance", formats))
+    md.append(write_table(table, out, "importance", "Hyperparameter importance", formats))
     plots.plot_importances(table, out / PLOTS_DIR / "importance.png")
     return [*md, "![importances](plots/importance.png)", ""]

@@ -5,9 +5,12 @@ warm-started from an earlier experiment, and the refusals of each."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -184,3 +187,50 @@ def test_an_earlier_versions_search_cannot_take_more_trials_but_says_how_to_warm
                                    f"whose saved Ray state cannot take more trials; start a new search seeded with "
                                    f"its trials: python launch.py search --space augmentation --warm-start {exp}")
     assert json.loads((exp / EXPERIMENT_FILE).read_text()) == json.loads((EARLIER / EXPERIMENT_FILE).read_text())
+
+
+@pytest.mark.slow  # 60 s
+def test_a_warm_started_search_runs_and_its_report_says_what_seeded_it(staged_run, tiny_master, tmp_path):
+    earlier = staged_run[0] / "1-augmentation"
+    proc = launch("search", "--space", "augmentation", "--warm-start", str(earlier), "--data", str(tiny_master),
+                  "--storage-path", str(tmp_path), "--name", "warm", *STAGE, start_new_session=True)
+    out = output_within(proc, 600)
+    assert proc.returncode == 0, out[-3000:]
+    exp = tmp_path / "warm"
+    seeded = len(load_study(earlier).trials)
+    assert f"note: warm start: {seeded} trials of {earlier}" in out
+    assert f"warm start:     the trials of {earlier}" in out
+    assert read_record(exp).warm_start == [str(earlier)]
+    study = load_study(exp)
+    assert sum(WARM_START_ATTR in t.user_attrs for t in study.trials) == seeded and len(study.trials) == seeded + 3
+    assert "trials          3 ended" in out  # the experiment's own trials
+    analysis = subprocess.run([sys.executable, "-m", "analysis", str(exp)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+    assert analysis.returncode == 0, analysis.stderr
+    report = (exp / "analysis" / "report.md").read_text()
+    assert f"The Optuna study was seeded with {seeded} trials of earlier searches ({seeded} of `{earlier}`)" in report
+
+
+@pytest.mark.slow  # 120 s
+def test_an_interrupted_staged_search_resumes_the_stage_it_was_in_and_goes_on(tiny_master, tmp_path):
+    run = tmp_path / "run"
+    proc = launch("search", "--space", "augmentation,loss", "--data", str(tiny_master), "--storage-path",
+                  str(tmp_path), "--name", "run", *STAGE, "--max-concurrent", "1", start_new_session=True)
+    deadline = time.time() + 400
+    journal = run / "2-loss" / JOURNAL_FILE
+    while time.time() < deadline and not (journal.is_file() and any(
+            t.state.is_finished() for t in optuna.load_study(study_name="2-loss",
+                                                             storage=journal_storage(journal)).trials)):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out = output_within(proc, 300)
+    assert proc.returncode == 128 + signal.SIGINT, out[-3000:]
+    assert f"resume the staged search with: python launch.py resume {run}" in out
+    first = {d.name: (d / "result.json").read_text() for d in (run / "1-augmentation").glob("trial_*")}
+
+    resumed = launch("resume", str(run))
+    out = output_within(resumed, 600)
+    assert resumed.returncode == 0, out[-3000:]
+    assert "stage 2 (loss): " in out and "stages          val mIoU" in out
+    assert len(load_study(run / "2-loss").trials) == 3
+    assert {d.name: (d / "result.json").read_text() for d in (run / "1-augmentation").glob("trial_*")} == first
