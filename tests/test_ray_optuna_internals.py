@@ -12,13 +12,16 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import optuna
+from ray.train._internal.storage import StorageContext
 from ray.tune import CLIReporter
 from ray.tune.execution.tune_controller import TuneController
 from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler
 from ray.tune.schedulers.pbt import _PBTTrialState
 
 from search_spaces import get_space
-from search_spaces.driver.searcher import make_searcher
+from search_spaces.driver import build_tuner, new_record
+from search_spaces.driver.searcher import TrialsOfRecord, make_searcher
 from search_spaces.driver.storage import _RAY_TEMPORARY
 from search_spaces.population import pbt
 
@@ -33,8 +36,41 @@ def test_optuna_search_keeps_its_study_its_trials_and_the_ended_ones(tmp_path):
     assert isinstance(searcher._ot_study, optuna.Study)
     assert isinstance(searcher._ot_trials["t1"], optuna.Trial)
     assert isinstance(searcher._completed_trials, set)
+    # PrunedOptunaSearch.moved_to opens the study again where the experiment is: _storage, _study_name, _trial_id
+    assert searcher._study_name == "s" and isinstance(searcher._storage, optuna.storages.BaseStorage)
+    assert isinstance(searcher._ot_trials["t1"]._trial_id, int)
     searcher.on_trial_complete("t1", {"val_miou": 1.0, "training_iteration": 3})
     assert "t1" in searcher._completed_trials
+
+
+def test_the_search_generator_keeps_its_experiment_and_total_and_the_tuner_its_search_algorithm(tmp_path):
+    # searcher.TrialsOfRecord sets the total and moves the experiment's storage; tuner.build_tuner reaches it
+    record = new_record("augmentation", name="exp", max_epochs=2)
+    (tmp_path / "exp").mkdir()
+    record.write(tmp_path / "exp")
+    tuner = build_tuner(tmp_path / "exp", record, restore=False)
+    search_alg = tuner._local_tuner._tune_config.search_alg
+    assert isinstance(search_alg, TrialsOfRecord)
+    state = search_alg.get_state()
+    state["total_samples"], state["experiment"] = 1, SimpleNamespace(spec={})
+    search_alg.set_state(state)
+    assert search_alg._total_samples == record.num_samples and search_alg._experiment.spec == {}
+    storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="exp")
+    assert Path(storage.experiment_fs_path) == tmp_path / "exp"
+    assert storage.storage_fs_path == str(tmp_path) and storage.experiment_dir_name == "exp"
+
+
+def test_asha_keeps_each_trials_bracket_its_time_attribute_max_t_and_metric():
+    # asha.RestoredASHA replays a restored trial's results (trial.storage, trial.last_result) into its bracket
+    scheduler = ASHAScheduler(time_attr="training_iteration", max_t=4, grace_period=1, reduction_factor=2)
+    scheduler.set_search_properties("val_miou", "max")
+    trial = Trial("__fake", config={}, stub=True)
+    scheduler.on_trial_add(None, trial)
+    assert trial.trial_id in scheduler._trial_info
+    assert (scheduler._time_attr, scheduler._max_t, scheduler._metric) == ("training_iteration", 4, "val_miou")
+    assert isinstance(trial.last_result, dict)
+    storage = StorageContext(storage_path="/tmp", experiment_dir_name="e", trial_dir_name="t")
+    assert storage.storage_filesystem is not None and storage.trial_fs_path == "/tmp/e/t"
 
 
 def test_synchronous_pbt_keeps_per_trial_state_and_its_next_boundary():
