@@ -68,8 +68,9 @@ def search_record(args, cluster=None, notes: bool = False):
                         warm_start=[location(s) for s in args.warm_start or []], **flags)
     if parent:
         check_parent(record, parent, where)
-    for note in seeded_trials(record, record.warm_start)[1] if record.warm_start else []:
-        if notes:
+    if record.warm_start:
+        _, found = seeded_trials(record, record.warm_start)  # each earlier experiment checked against this search
+        for note in found if notes else []:
             print(f"note: {note}")
     return record
 
@@ -77,12 +78,16 @@ def search_record(args, cluster=None, notes: bool = False):
 def staged(args) -> int:
     """A staged search (``--space a,b,c``): a folder of one search per space, run in order."""
     from search_spaces.driver.stages import StagedRun, parse_spaces
+    from search_spaces.driver.warmstart import location
+    from trainable.config import data_folder
 
     if args.warm_start:
         raise UserError("--warm-start: seeds the study of one search; give it to a search of one space")
     spaces = parse_spaces(args.space)
     search_record(argparse.Namespace(**{**vars(args), "space": spaces[0]}), notes=True)  # checked before Ray starts
     flags = {k: v for k, v in vars(args).items() if k not in ("space", "name", "storage_path", *RAY_FLAGS)}
+    # the folders as absolute paths: resume RUN may run elsewhere
+    flags.update(parent=args.parent and location(args.parent), data=args.data and data_folder(args.data))
     run = StagedRun.create(args.storage_path, args.name or f"{'-'.join(spaces)}-{time.strftime('%Y%m%d-%H%M%S')}",
                            spaces, flags)
     cluster = _join(args)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from search_spaces.base import SIGNIFICANT_DIGITS
+
 __all__ = ["FORMATS", "PLOTS_DIR", "REPORT_FILE", "TABLES_DIR", "TRIALS_FILE", "to_latex", "to_markdown",
            "write_table"]
 
@@ -17,11 +19,17 @@ FSCORE_SPREADS = ("delta vs baseline", "std")  # columns in the F-score's units 
 REPORT_FILE, TRIALS_FILE, TABLES_DIR, PLOTS_DIR = "report.md", "trials.parquet", "tables", "plots"
 
 
-def _cell(v, digits: int = 2) -> str:
+def _cell(v, digits: int | None = 2) -> str:
+    """``v`` as a table shows it: a score at ``digits`` decimals; ``None``: a config value, at the
+    significant digits a search trains it with (what a user pastes back as ``--set``)."""
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.{digits}f}" if abs(v) >= 0.01 or v == 0 else f"{v:.2e}"
+        if math.isnan(v):
+            return ""
+        if digits is None:
+            return f"{v:.{SIGNIFICANT_DIGITS}g}"
+        return f"{v:.{digits}f}" if abs(v) >= 0.01 or v == 0 else f"{v:.2e}"
     return str(v)
 
 
@@ -30,10 +38,17 @@ def _rows(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     header = ([df.index.name] if index else []) + [str(c) for c in df.columns]
     # an F-score lies in 0..1 (and its deltas and spreads below it): two decimals would hide its differences
     fscores = any("F-score" in str(c) for c in df.columns)
-    digits = [4 if "F-score" in str(c) or (fscores and c in FSCORE_SPREADS) else 2 for c in df.columns]
+    digits = [4 if "F-score" in str(c) or (fscores and c in FSCORE_SPREADS) else None if _is_key(c) else 2
+              for c in df.columns]
     body = [([str(i)] if index else []) + [_cell(v, d) for v, d in zip(row, digits, strict=True)]
             for i, row in zip(df.index, df.itertuples(index=False))]
     return header, body
+
+
+def _is_key(column) -> bool:
+    """Whether a column holds a config key's values (named by its dotted key, e.g. ``aug.rotate_limit``)."""
+    group, _, name = str(column).partition(".")
+    return bool(name) and group.isidentifier() and name.isidentifier()
 
 
 def to_markdown(df: pd.DataFrame) -> str:

@@ -244,6 +244,14 @@ def test_an_fscore_table_keeps_four_decimals():
         "| 30.12 | -1.23 |"
 
 
+def test_a_config_value_is_shown_at_the_digits_it_trained_with():
+    from analysis.formats import to_markdown
+
+    table = pd.DataFrame({"trial": ["a"], "aug.cutout_max": [0.14192], "optim.lr": [0.00012345], "loss.lovasz": [2.0],
+                          "val mIoU": [61.2345]})
+    assert to_markdown(table).splitlines()[2] == "| a | 0.1419 | 0.0001235 | 2 | 61.23 |"
+
+
 @pytest.mark.parametrize("scheduler, status", [("asha", "stopped by ASHA at epoch 1"),
                                                ("hyperband", "stopped by HyperBand at epoch 1")])
 def test_a_stopped_trial_is_said_to_be_stopped_by_the_experiments_scheduler(tmp_path, scheduler, status):
