@@ -247,7 +247,7 @@ def test_an_fscore_table_keeps_four_decimals():
 def test_a_config_value_is_shown_at_the_digits_it_trained_with():
     from analysis.formats import to_markdown
 
-    table = pd.DataFrame({"trial": ["a"], "aug.cutout_max": [0.14192], "optim.lr": [0.00012345], "loss.lovasz": [2.0],
+    table = pd.DataFrame({"trial": ["a"], "aug.cutout_max": [0.14192], "optim.lr": [0.00012346], "loss.lovasz": [2.0],
                           "val mIoU": [61.2345]})
     assert to_markdown(table).splitlines()[2] == "| a | 0.1419 | 0.0001235 | 2 | 61.23 |"
 
