@@ -112,13 +112,14 @@ def extended_vs_once(seed: int, common: list[str], storage: Path, n: int) -> dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 3; --quick: 1)")
     ap.add_argument("--num-samples", type=int, default=12, help="trials per stage (the full search: 3x)")
     ap.add_argument("--max-epochs", type=int, default=None, help="epochs of a full trial (default: the CPU default, 8)")
     ap.add_argument("--quick", action="store_true", help="1 seed, 4 trials per stage of 3 epochs: a check that it runs")
     args = ap.parse_args()
     if args.quick:
-        args.seeds, args.num_samples, args.max_epochs = 1, 4, 3
+        args.num_samples, args.max_epochs = 4, 3
+    args.seeds = args.seeds or (1 if args.quick else 3)
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as tmp:
         storage = Path(tmp)
