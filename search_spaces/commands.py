@@ -60,7 +60,8 @@ COMMANDS = {
         "--from": dict(dest="parent", metavar="EXP", help="start from that experiment's best trial: its config is "
                                                          "this search's baseline (its metric, data and challenge "
                                                          "too)"),
-        "--trial": dict(dest="parent_trial", metavar="TRIAL", help="with --from: that trial (e.g. trial_1a2b3c4d) instead of the best"),
+        "--trial": dict(dest="parent_trial", metavar="TRIAL",
+                        help="with --from: that trial (e.g. trial_1a2b3c4d) instead of the best"),
         "--warm-start": dict(nargs="+", metavar="EXP", help="seed the Optuna study with these experiments' trials, "
                                                            "on the keys the searches share"),
         "--ablation": dict(action="store_true", help="one factor at a time from the baseline over its levels"),
