@@ -190,10 +190,11 @@ def test_an_earlier_versions_search_cannot_take_more_trials_but_says_how_to_warm
 
 
 @pytest.mark.slow  # 60 s
-def test_a_warm_started_search_runs_and_its_report_says_what_seeded_it(staged_run, tiny_master, tmp_path):
-    earlier = staged_run[0] / "1-augmentation"
-    proc = launch("search", "--space", "augmentation", "--warm-start", str(earlier), "--data", str(tiny_master),
-                  "--storage-path", str(tmp_path), "--name", "warm", *STAGE, start_new_session=True)
+def test_a_warm_started_search_runs_and_its_report_says_what_seeded_it(tmp_path):
+    earlier = Path(shutil.copytree(EARLIER, tmp_path / EARLIER.name))  # on the built-in set, as this search
+    proc = launch("search", "--space", "augmentation", "--warm-start", str(earlier), "--storage-path", str(tmp_path),
+                  "--name", "warm", "--set", "data.max_train=40", "--set", "data.max_val=10", *STAGE,
+                  start_new_session=True)
     out = output_within(proc, 600)
     assert proc.returncode == 0, out[-3000:]
     exp = tmp_path / "warm"
