@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import time
@@ -108,6 +109,8 @@ def _run_stages(run, args, cluster) -> int:
             code = 0 if _finished(exp_dir) else _fit(exp_dir, read_record(exp_dir, for_resume=True), args, cluster,
                                                      restore=True)
         else:
+            if exp_dir.exists():  # stopped while it was being created, before its record: created again
+                shutil.rmtree(exp_dir)
             record = search_record(argparse.Namespace(**{**run.flags, "space": space, "name": exp_dir.name,
                                                          "parent": parent, "parent_trial": parent_trial}), cluster)
             cluster.check_fits(record.trial)
@@ -117,13 +120,14 @@ def _run_stages(run, args, cluster) -> int:
             print(f"resume the staged search with: python launch.py resume {uri_of(run.path) or run.path}")
             return code
         parent, parent_trial = str(uri_of(exp_dir) or exp_dir), None
-        print("\n".join(stage_summary(run, index)))
+        print("\n".join(stage_summary(run, index)))  # refuses a stage with no trial to pass on
     return 0
 
 
 def resume(args) -> int:
     from analysis.summary import trial_counts
     from search_spaces.driver import read_record
+    from search_spaces.driver.record import MORE_TRIALS_SINCE
     from search_spaces.driver.stages import StagedRun
 
     exp_dir = local(args.exp, checkpoints=False).resolve()  # an object store's: its mirror, pulled
@@ -144,7 +148,7 @@ def resume(args) -> int:
         record = record.with_more_trials(args.num_samples, started, str(shown))
     if not more and _finished(exp_dir):
         print(f"{shown}: finished, all {record.planned_trials} trials ended; nothing to resume")
-        if record.has_study:
+        if record.has_study and record.read_version >= MORE_TRIALS_SINCE:
             print(f"more trials, in the same study: python launch.py resume {shown} --num-samples "
                   f"{2 * record.planned_trials}")
         return 0
@@ -154,7 +158,7 @@ def resume(args) -> int:
         record.write(exp_dir)  # the new total, which the restored search reads
         if uri_of(exp_dir):
             push(exp_dir / EXPERIMENT_FILE)
-        print(f"more trials:    {started} run, {record.num_samples} in all, in the same study")
+        print(f"trials:         {started} run, {record.num_samples} in all now, in the same study")
     return _fit(exp_dir, record, args, cluster, restore=True)
 
 

@@ -17,6 +17,7 @@ from search_spaces.algorithms import SCHEDULERS
 from search_spaces.base import rounded
 from search_spaces.driver.record import read_record
 from search_spaces.driver.stages import StagedRun, next_space
+from trainable.errors import UserError
 from trainable.layout import JOURNAL_FILE, ORPHANED_DIR, STAGES_FILE, trial_dirs
 from trainable.objectstore import uri_of
 
@@ -27,13 +28,17 @@ ENDED = ("completed", "stopped", "diverged", "errored", "refused")  # statuses (
 
 def trial_counts(exp_dir: str | Path) -> tuple[int, int]:
     """How many trials of the experiment started and how many of them ended (from its folders; a trial
-    a killed driver never recorded, moved to ``orphaned/``, counts as ended)."""
+    a killed driver never recorded, moved to ``orphaned/``, counts as ended). An errored trial has
+    ended when a study records it (``resume`` trains it no more); without a study (an ablation, a
+    population) ``resume`` retries it, so it has not."""
     exp_dir = Path(exp_dir)
     orphaned = len(trial_dirs(exp_dir / ORPHANED_DIR))
     if not trial_dirs(exp_dir):
         return orphaned, orphaned
-    kinds = load_experiment(exp_dir).trials["status"].astype(str).str.split().str[0]
-    return len(kinds) + orphaned, int(kinds.isin(ENDED).sum()) + orphaned
+    exp = load_experiment(exp_dir)
+    kinds = exp.trials["status"].astype(str).str.split().str[0]
+    ended = ENDED if exp.record.has_study else tuple(k for k in ENDED if k != "errored")
+    return len(kinds) + orphaned, int(kinds.isin(ended).sum()) + orphaned
 
 
 def search_summary(exp_dir: str | Path, interrupted: str = "") -> list[str]:
@@ -85,8 +90,11 @@ def stage_summary(run: StagedRun, index: int) -> list[str]:
     number, total = index + 1, len(run.spaces)
     best, baseline, record = _stage_scores(run.stage_dir(index))
     onward = f" to stage {number + 1} ({run.spaces[index + 1]})" if number < total else ""
-    if best is None:
+    if best is None and number == total:
         return [f"stage {number} ({run.spaces[index]}): no trial has a result to rank"]
+    if best is None:
+        raise UserError(f"stage {number} ({run.spaces[index]}): no trial of {run.stage_dir(index)} has a result to "
+                        f"rank, so the next stage has no configuration to start from; see the trials' error.txt there")
     if best["is_baseline"]:
         lines = [f"stage {number} ({run.spaces[index]}): no trial beat its baseline ({record.metric_name} "
                  f"{best['score']:.4g})" + (f"; the baseline goes on{onward}" if onward else "")]

@@ -38,6 +38,11 @@ class RestoredASHA(ASHAScheduler):
             super().on_trial_result(tune_controller, trial, result)
 
     # a trial whose last epoch was replayed has left its bracket already
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if trial.trial_id not in self._trial_info:
+            return self.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
+
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
         if trial.trial_id in self._trial_info:
             super().on_trial_complete(tune_controller, trial, result)

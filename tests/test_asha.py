@@ -74,3 +74,8 @@ def test_an_unreadable_result_file_replays_nothing(tmp_path, content):
     scheduler = _asha(RestoredASHA)
     scheduler.on_trial_add(None, SimpleNamespace(trial_id="x", storage=storage, last_result=_result(2, 1.0)))
     assert all(not recorded for _, recorded in _rungs(scheduler))
+
+
+def test_a_trial_that_left_its_bracket_goes_on_unjudged():
+    scheduler = _asha(RestoredASHA)  # e.g. its last epoch replayed, then retried from an earlier checkpoint
+    assert scheduler.on_trial_result(None, SimpleNamespace(trial_id="gone"), _result(2, 1.0)) == scheduler.CONTINUE

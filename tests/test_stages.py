@@ -101,7 +101,7 @@ def test_more_trials_go_on_in_the_same_study_and_the_analysis_ranks_them_all(sta
     proc = launch("resume", str(exp), "--num-samples", "5")
     out = output_within(proc, 600)
     assert proc.returncode == 0, out[-3000:]
-    assert "more trials:    3 run, 5 in all, in the same study" in out and "5 ended" in out
+    assert "trials:         3 run, 5 in all now, in the same study" in out and "5 ended" in out
     study = optuna.load_study(study_name=read_record(exp).name, storage=journal_storage(exp / JOURNAL_FILE))
     assert len(study.trials) == 5 and all(t.state.is_finished() for t in study.trials)
     assert read_record(exp).num_samples == 5
@@ -235,3 +235,36 @@ def test_an_interrupted_staged_search_resumes_the_stage_it_was_in_and_goes_on(ti
     assert "stage 2 (loss): " in out and "stages          val mIoU" in out
     assert len(load_study(run / "2-loss").trials) == 3
     assert {d.name: (d / "result.json").read_text() for d in (run / "1-augmentation").glob("trial_*")} == first
+
+
+def test_a_warm_start_takes_an_experiments_own_trials_once(tmp_path):
+    seeded_there = Path(shutil.copytree(EARLIER, tmp_path / "b"))  # itself warm-started from EARLIER
+    earlier_record = read_record(seeded_there)
+    copies, _ = seeded_trials(earlier_record, [str(EARLIER)])
+    optuna.load_study(study_name=earlier_record.name,
+                      storage=journal_storage(seeded_there / JOURNAL_FILE)).add_trials(copies)
+    record = new_record("augmentation", name="warm", max_epochs=2)
+    trials, notes = seeded_trials(record, [str(seeded_there), str(seeded_there)])
+    assert len(trials) == 3 and notes == [f"warm start: 3 trials of {seeded_there}"]
+    assert {t.user_attrs[WARM_START_ATTR] for t in trials} == {f"{seeded_there}#{i}" for i in range(3)}
+
+
+def test_a_search_started_from_a_trial_keeps_its_parameter_budget():
+    start = {"model": {"max_params": 1_500_000}}
+    record = new_record("loss", challenge="ce7454-2025", start=start)
+    assert record.config.model.max_params == 1_500_000  # not the edition's 1,821,084
+    assert new_record("loss", challenge="ce7454-2025").config.model.max_params == 1_821_084
+
+
+def test_a_stage_with_no_ranked_trial_stops_the_staged_search(tmp_path):
+    from analysis.summary import stage_summary
+    from search_spaces.driver.stages import StagedRun
+    from trainable.errors import UserError
+
+    run = StagedRun(tmp_path / "run", ["augmentation", "loss"], {})
+    stage = Path(shutil.copytree(EARLIER, run.stage_dir(0)))
+    for result in stage.glob("trial_*/result.json"):
+        result.unlink()
+    with pytest.raises(UserError, match=r"stage 1 \(augmentation\): no trial of .* has a result to rank, so the "
+                                        r"next stage has no configuration to start from"):
+        stage_summary(run, 0)

@@ -353,7 +353,8 @@ def new_record(space: str, *, name: str | None = None, cluster: ClusterShape | N
     trial = (cluster or ClusterShape(())).trial_resources(cpus_per_trial, gpus_per_trial)
     hw = HARDWARE[trial.kind]
     rules = get_challenge(challenge) if challenge else None
-    preset = {"model.max_params": rules.max_params} if rules else {}  # below the flags: explicit ones win
+    # below the flags: explicit ones win; a search started from another's trial keeps that trial's budget
+    preset = {"model.max_params": rules.max_params} if rules and not start else {}
     given = with_flags(overrides, max_epochs=max_epochs, seed=seed, max_params=max_params, data=data)
     # a GPU trial's loader workers: all of its CPUs but the one that drives the GPU
     derived = {"data.num_workers": max(1, int(trial.cpus) - 1)} if trial.gpus else {}

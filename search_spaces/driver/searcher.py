@@ -77,7 +77,7 @@ class PrunedOptunaSearch(OptunaSearch):
             return
         self.journal, self._storage = str(journal), journal_storage(journal)
         self._ot_study = optuna.load_study(study_name=self._study_name, storage=self._storage,
-                                           sampler=self._ot_study.sampler)
+                                           sampler=self._ot_study.sampler, pruner=self._ot_study.pruner)
         self._ot_trials = {tid: optuna.trial.Trial(self._ot_study, t._trial_id) for tid, t in self._ot_trials.items()}
 
     def suggest(self, trial_id: str) -> dict | None:

@@ -10,6 +10,7 @@ the first ones were built.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -101,6 +102,8 @@ class StagedRun:
             uri = f"{storage_path.rstrip('/')}/{name}"
             fs, path = filesystem(uri)
             exists, place, run_path = fs.get_file_info(f"{path}/{STAGES_FILE}").size is not None, uri, mirror_of(uri)
+            if not exists and run_path.exists():  # a mirror of a staged search the store no longer holds
+                shutil.rmtree(run_path)
         else:
             run_path = Path(storage_path).expanduser().resolve() / name
             exists, place = run_path.exists(), run_path

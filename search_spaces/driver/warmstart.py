@@ -43,7 +43,7 @@ def seeded_trials(record: ExperimentRecord, sources: list[str]) -> tuple[list[Fr
     distributions = OptunaSearch.convert_search_space(space.param_space(record.config))
     baseline = space.baseline_point(record.config)
     trials, notes = [], []
-    for source in sources:
+    for source in dict.fromkeys(sources):  # each experiment once
         path, where = local(source, checkpoints=False), location(source)
         try:
             earlier = read_record(path)
@@ -65,6 +65,8 @@ def seeded_trials(record: ExperimentRecord, sources: list[str]) -> tuple[list[Fr
         own_keys = {k.replace(".", "/") for k in earlier.searched}
         kept = outside = 0
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            if WARM_START_ATTR in t.user_attrs:
+                continue  # seeded there from another experiment: warm-start from that one to have it
             params = {name: t.params[name] if name in own_keys else baseline[name] for name in distributions}
             if any(name in own_keys and name not in t.params for name in distributions) or \
                     not all(_inside(distributions[n], v) for n, v in params.items()):
