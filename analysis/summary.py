@@ -18,7 +18,7 @@ from search_spaces.base import rounded
 from search_spaces.driver.record import read_record
 from search_spaces.driver.stages import StagedRun, next_space
 from trainable.errors import UserError
-from trainable.layout import JOURNAL_FILE, ORPHANED_DIR, STAGES_FILE, trial_dirs
+from trainable.layout import ERROR_FILE, JOURNAL_FILE, ORPHANED_DIR, STAGES_FILE, trial_dirs
 from trainable.objectstore import uri_of
 
 __all__ = ["search_summary", "stage_summary", "trial_counts"]
@@ -94,7 +94,8 @@ def stage_summary(run: StagedRun, index: int) -> list[str]:
         return [f"stage {number} ({run.spaces[index]}): no trial has a result to rank"]
     if best is None:
         raise UserError(f"stage {number} ({run.spaces[index]}): no trial of {run.stage_dir(index)} has a result to "
-                        f"rank, so the next stage has no configuration to start from; see the trials' error.txt there")
+                        f"rank, so the next stage has no configuration to start from; see the trials' {ERROR_FILE} "
+                        f"there")
     if best["is_baseline"]:
         lines = [f"stage {number} ({run.spaces[index]}): no trial beat its baseline ({record.metric_name} "
                  f"{best['score']:.4g})" + (f"; the baseline goes on{onward}" if onward else "")]

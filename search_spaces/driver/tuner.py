@@ -96,8 +96,9 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
         # Ray allows no search algorithm beside PBT: its generator draws the first population, seeded,
         # the baseline one of them
         baseline = nest({k.replace("/", "."): v for k, v in space.baseline_point(base).items()})
-        search_alg = BasicVariantGenerator(points_to_evaluate=[baseline], random_state=record.seed,
-                                           max_concurrent=record.max_concurrent)
+        # (no concurrency limit: a synchronous population trains together, and a trial paused at a boundary
+        # would keep the rest of it from starting; --max-concurrent staggers its starts, see search._pending)
+        search_alg = BasicVariantGenerator(points_to_evaluate=[baseline], random_state=record.seed)
         scheduler, num_samples = SCHEDULERS[record.scheduler].build(record), record.num_samples
         param_space = space.param_space(base)
     else:

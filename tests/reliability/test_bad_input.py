@@ -257,7 +257,7 @@ CASES = [
     Case("no-verb", (), ("choose a verb: search, resume, tta, retrain, predict, evaluate",)),
     Case("unknown-verb", ("serch", "--space", "augmentation"), ("unknown verb 'serch'", "valid verbs are search")),
     Case("flag-of-another-verb", ("retrain", "{storage}/earlier-experiment", "--num-samples", "5"),
-         ("retrain does not take --num-samples (a flag of search)", "python launch.py retrain --help")),
+         ("retrain does not take --num-samples (a flag of search and resume)", "python launch.py retrain --help")),
     Case("search-takes-no-retrain-flag", (*SEARCH, "--top", "3"), ("search does not take --top (a flag of retrain)",)),
     Case("resume-takes-no-search-flag", ("resume", "{storage}/earlier-experiment", "--set", "optim.lr=1"),
          ("resume does not take --set (a flag of search, tta and retrain)",)),
