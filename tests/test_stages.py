@@ -98,29 +98,6 @@ def test_fewer_trials_than_a_search_has_run_are_refused(staged_run, capsys):
     assert (exp / EXPERIMENT_FILE).read_text() == record
 
 
-@pytest.mark.slow  # 50 s
-def test_more_trials_go_on_in_the_same_study_and_the_analysis_ranks_them_all(staged_run, tmp_path):
-    exp = Path(shutil.copytree(staged_run[0] / "1-augmentation", tmp_path / "aug"))  # a moved experiment too
-    before = {d.name: (d / "result.json").read_text() for d in exp.glob("trial_*")}
-
-    proc = launch("resume", str(exp), "--num-samples", "5")
-    out = output_within(proc, 600)
-    assert proc.returncode == 0, out[-3000:]
-    assert "trials:         3 run, 5 in all now, in the same study" in out and "5 ended" in out
-    study = optuna.load_study(study_name=read_record(exp).name, storage=journal_storage(exp / JOURNAL_FILE))
-    assert len(study.trials) == 5 and all(t.state.is_finished() for t in study.trials)
-    assert read_record(exp).num_samples == 5
-    summary = load_experiment(exp).summary()
-    assert len(summary) == 5 and summary["rank"].notna().sum() == 5
-    for name, text in before.items():  # the earlier trials are kept as they ended
-        assert (exp / name / "result.json").read_text() == text
-
-    again = launch("resume", str(exp))
-    out = output_within(again, 120)
-    assert again.returncode == 0 and f"{exp}: finished, all 5 trials ended; nothing to resume" in out
-    assert f"python launch.py resume {exp} --num-samples 10" in out
-
-
 def _first_suggestions(journal: Path, record, n: int) -> list[dict]:
     space = record.search_space
     searcher = make_searcher(journal, record.name, record.seed, [space.baseline_point(record.config)],
@@ -194,8 +171,8 @@ def test_an_earlier_versions_search_cannot_take_more_trials_but_says_how_to_warm
     assert json.loads((exp / EXPERIMENT_FILE).read_text()) == json.loads((EARLIER / EXPERIMENT_FILE).read_text())
 
 
-@pytest.mark.slow  # 60 s
-def test_a_warm_started_search_runs_and_its_report_says_what_seeded_it(tmp_path):
+@pytest.mark.slow  # 110 s
+def test_a_warm_started_search_runs_says_what_seeded_it_and_takes_more_trials_in_the_same_study(tmp_path):
     earlier = Path(shutil.copytree(EARLIER, tmp_path / EARLIER.name))  # on the built-in set, as this search
     proc = launch("search", "--space", "augmentation", "--warm-start", str(earlier), "--storage-path", str(tmp_path),
                   "--name", "warm", "--set", "data.max_train=40", "--set", "data.max_val=10", *STAGE,
@@ -215,6 +192,30 @@ def test_a_warm_started_search_runs_and_its_report_says_what_seeded_it(tmp_path)
     assert analysis.returncode == 0, analysis.stderr
     report = (exp / "analysis" / "report.md").read_text()
     assert f"The Optuna study was seeded with {seeded} trials of earlier searches ({seeded} of `{earlier}`)" in report
+    more_trials_go_on_in_the_same_study(exp, tmp_path / "moved" / "warm", seeded)
+
+
+def more_trials_go_on_in_the_same_study(exp: Path, moved: Path, seeded: int) -> None:
+    """``resume --num-samples 5`` of a copy of the finished 3-trial search ``exp`` (moved: its new trials
+    must land where it is now): the study holds every trial, the analysis ranks all 5."""
+    exp = Path(shutil.copytree(exp, moved))
+    before = {d.name: (d / "result.json").read_text() for d in exp.glob("trial_*")}
+    proc = launch("resume", str(exp), "--num-samples", "5")
+    out = output_within(proc, 600)
+    assert proc.returncode == 0, out[-3000:]
+    assert "trials:         3 run, 5 in all now, in the same study" in out and "5 ended" in out
+    study = optuna.load_study(study_name=read_record(exp).name, storage=journal_storage(exp / JOURNAL_FILE))
+    assert len(study.trials) == seeded + 5 and all(t.state.is_finished() for t in study.trials)
+    assert read_record(exp).num_samples == 5
+    summary = load_experiment(exp).summary()
+    assert len(summary) == 5 and summary["rank"].notna().sum() == 5
+    for name, text in before.items():  # the earlier trials are kept as they ended
+        assert (exp / name / "result.json").read_text() == text
+
+    again = launch("resume", str(exp))
+    out = output_within(again, 120)
+    assert again.returncode == 0 and f"{exp}: finished, all 5 trials ended; nothing to resume" in out
+    assert f"python launch.py resume {exp} --num-samples 10" in out
 
 
 @pytest.mark.slow  # 120 s
