@@ -205,15 +205,15 @@ def trained_config(folder: Path, rows: list[dict] | None = None) -> dict:
 def starting_point(target: str, trial: str | None = None) -> tuple[ExperimentRecord, str, str, dict]:
     """What a search started ``--from target`` builds on: the experiment's record, where it is (its URI for
     an object store's), its best trial (or ``trial``) and that trial's config."""
-    from trainable.objectstore import local, uri_of
+    from search_spaces.driver.warmstart import location
+    from trainable.objectstore import local
 
     try:
-        path = local(target, checkpoints=False)
-        exp = load_experiment(path)
+        exp = load_experiment(local(target, checkpoints=False))
         name, config, _, _ = exp.retrain_candidates(trial)[0]
     except UserError as e:
         raise UserError(f"--from {target}: {e}") from None
-    return exp.record, str(uri_of(path) or path.resolve()), name, config
+    return exp.record, location(target), name, config
 
 
 def load_experiment(path: str | Path) -> Experiment:
