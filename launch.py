@@ -35,7 +35,9 @@ from trainable.objectstore import local, push, uri_of
 def search(args) -> int:
     from search_spaces.driver import create_experiment
     from search_spaces.driver.stages import parse_spaces
+    from search_spaces.driver.trackers import check_trackers
 
+    check_trackers(args.trackers or [], args.storage_path)  # each stage of a staged search logs to them too
     if len(parse_spaces(args.space)) > 1:
         return staged(args)
     # flags, name, storage, model and data checked before Ray starts (a refusal costs seconds), then
@@ -129,6 +131,7 @@ def resume(args) -> int:
     from search_spaces.driver import read_record
     from search_spaces.driver.record import MORE_TRIALS_SINCE
     from search_spaces.driver.stages import StagedRun
+    from search_spaces.driver.trackers import check_trackers
 
     exp_dir = local(args.exp, checkpoints=False).resolve()  # an object store's: its mirror, pulled
     shown = uri_of(exp_dir) or exp_dir
@@ -140,6 +143,7 @@ def resume(args) -> int:
         if all(_finished(run.stage_dir(i)) for i in range(len(run.spaces))):
             print(f"{shown}: finished, all {len(run.spaces)} stages ended; nothing to resume")
             return 0
+        check_trackers(run.flags.get("trackers") or [], exp_dir)  # the search's trackers, before Ray starts
         return _run_stages(run, args, _join(args))
     record = read_record(exp_dir, for_resume=True)
     started, _ = trial_counts(exp_dir)
@@ -152,6 +156,7 @@ def resume(args) -> int:
             print(f"more trials, in the same study: python launch.py resume {shown} --num-samples "
                   f"{2 * record.planned_trials}")
         return 0
+    check_trackers(record.trackers, exp_dir)  # the search's trackers, before Ray starts
     cluster = _join(args)
     cluster.check_fits(record.trial)  # the resources the search resolved when it started
     if more:

@@ -14,7 +14,7 @@ from analysis.load import load_experiment
 from analysis.report import FORMATS, PLOTS_DIR, TABLES_DIR, TRIALS_FILE, write_report
 from trainable.cli import Parser
 from trainable.errors import UserError, cli_errors
-from trainable.layout import ANALYSIS_DIR
+from trainable.layout import ANALYSIS_DIR, PICTURE_FILES
 from trainable.objectstore import local, push, uri_of
 
 
@@ -44,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     report = write_report(exp, out, formats)
     print(f"analysed {len(exp.trials)} trials of {exp.path.name} in {time.time() - start:.1f} s")
     print(f"report:  {report}")
+    print(f"page:    {report.with_suffix('.html')}  (one file, images included)")
     print(f"tables:  {out / TABLES_DIR}  ({', '.join(formats)})")
-    print(f"plots:   {out / PLOTS_DIR}")
+    print(f"plots:   {out / PLOTS_DIR}  (predictions: {', '.join(PICTURE_FILES.values())})")
     print(f"data:    {out / TRIALS_FILE}")
     if uri_of(out):  # the analysis of an object store's experiment goes back into it, beside its trials
         print(f"uploaded to {push(out)}")
@@ -61,6 +62,7 @@ def _compare(paths: list[Path], stages: list[Path] | None, out: Path | None, for
     what = f"{len(exps)} stages of {paths[0].name}" if stages else f"{len(exps)} experiments"
     print(f"compared {what} ({', '.join(e.path.name for e in exps)}) in {time.time() - start:.1f} s")
     print(f"report:  {report}")
+    print(f"page:    {report.with_suffix('.html')}  (one file, images included)")
     print(f"tables:  {out / TABLES_DIR}  ({', '.join(formats)})")
     print(f"plots:   {out / PLOTS_DIR}")
     if uri_of(out):  # a comparison of an object store's experiments goes back into it, beside them

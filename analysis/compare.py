@@ -19,6 +19,7 @@ import pandas as pd
 
 from analysis import plots
 from analysis.formats import FORMATS, PLOTS_DIR, TABLES_DIR, write_table
+from analysis.html import write_html
 from analysis.load import Experiment, load_experiment
 from search_spaces.base import SIGNIFICANT_DIGITS, rounded
 from trainable.config import flatten
@@ -180,7 +181,7 @@ def _display(df: pd.DataFrame) -> pd.DataFrame:
 def write_comparison(exps: list[Experiment], out: Path, formats: tuple[str, ...] = FORMATS,
                      staged: bool = False) -> Path:
     """Write the comparison of ``exps`` (the stages of one search when ``staged``) into ``out``: the
-    tables, ``best_so_far.png`` and ``comparison.md``; returns the path of comparison.md."""
+    tables, ``best_so_far.png``, ``comparison.md`` and ``comparison.html``; returns the path of comparison.md."""
     r = exps[0].record
     metric = search_metric(r.metric)
     table, differences, curves = comparison_table(exps), config_differences(exps), best_so_far(exps, staged)
@@ -215,4 +216,5 @@ def write_comparison(exps: list[Experiment], out: Path, formats: tuple[str, ...]
            "", f"![best {metric.name} so far]({PLOTS_DIR}/{CURVE_FILE})", ""]
     report = out / COMPARISON_FILE
     report.write_text("\n".join(md))
+    write_html(report)
     return report

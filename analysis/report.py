@@ -18,6 +18,7 @@ from analysis.formats import (
     to_markdown,
     write_table,
 )
+from analysis.html import write_html
 from analysis.load import Experiment
 from analysis.tables import (
     ablation_table,
@@ -118,9 +119,54 @@ def write_report(exp: Experiment, out: Path, formats: tuple[str, ...] = FORMATS)
             plots.plot_score_vs_params(summary, exp.trials, exp.searched, out / PLOTS_DIR / "score_vs_params.png",
                                        name)
             md += [f"## {name} against each parameter", "", f"![{name} vs parameters](plots/score_vs_params.png)", ""]
+    md += _pictures(exp, summary, out)
     report = out / REPORT_FILE
     report.write_text("\n".join(md))
+    write_html(report)
     return report
+
+
+def _pictures(exp: Experiment, summary: pd.DataFrame, out: Path) -> list[str]:
+    """The best trial's and the baseline's predictions as pictures (``trainable.pictures``), from their
+    last checkpoints (the epoch each is ranked at), on the validation set of the trial's config."""
+    from analysis.rank import select
+    from trainable.errors import UserError
+    from trainable.objectstore import pull, uri_of
+    from trainable.pictures import write_pictures
+
+    best = select(summary).iloc[0]["trial"]
+    baseline = next(iter(summary.loc[summary["is_baseline"], "trial"]), None)
+    chosen = {"best": best} if baseline in (None, best) else {"best": best, "baseline": baseline}
+    md = ["## Predictions", ""]
+    checkpoints, skipped = {}, []
+    for label, trial in chosen.items():
+        if uri_of(exp.path):  # the analysis pulled no checkpoints; these two it needs
+            pull(f"{uri_of(exp.path)}/{trial}")
+        try:
+            checkpoints[label] = exp.checkpoint(trial)
+        except UserError as e:
+            skipped.append(f"{label} ({trial}) skipped: {e}")
+    if checkpoints:
+        try:
+            pictures = write_pictures(checkpoints, out / PLOTS_DIR, exp.record.metric, exp.path.name)
+        except (UserError, OSError) as e:  # e.g. the data is not where the trials read it
+            skipped.append(f"no pictures: the validation set could not be predicted ({e})")
+            checkpoints = {}
+    md += [f"- note: {note}" for note in skipped] + ([""] if skipped else [])
+    if not checkpoints:
+        return md
+    name, who = exp.record.metric_name, " and ".join(f"{label} ({trial})" for label, trial in chosen.items()
+                                                     if label in checkpoints)
+    files = {role: path.relative_to(out).as_posix() for role, path in pictures.paths.items()}
+    return [
+        *md, f"Predictions of the {who} from their last checkpoints on {pictures.shown} validation images spread over "
+        f"the set, in the CelebAMask-HQ palette; the error maps show each wrong pixel in red. Scores are each "
+        f"image's own {name}.", "", f"![gallery]({files['gallery']})", "",
+        f"### The validation images the {next(iter(checkpoints))} trial scores worst on", "",
+        f"![worst images]({files['worst']})", "", "### Confusion matrix", "",
+        "Each row: where the pixels of one true class went, as percentages of that class's pixels; the left/right "
+        "pairs are framed, so a left/right swap shows as a bright cell off the diagonal inside a frame.", "",
+        f"![confusion matrix]({files['confusion']})", ""]
 
 
 def _lineage(exp: Experiment, out: Path, formats: tuple[str, ...]) -> list[str]:

@@ -174,8 +174,8 @@ def install_probes() -> dict[str, Probe]:
 
     import search_spaces.driver.results as results
     import search_spaces.driver.storage as storage
+    from search_spaces.driver.progress import _Progress
     from search_spaces.driver.searcher import PrunedOptunaSearch
-    from search_spaces.driver.tuner import _Progress
 
     probes: dict[str, Probe] = {}
 

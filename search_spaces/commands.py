@@ -64,6 +64,11 @@ COMMANDS = {
                         help="with --from: that trial (e.g. trial_1a2b3c4d) instead of the best"),
         "--warm-start": dict(nargs="+", metavar="EXP", help="seed the Optuna study with these experiments' trials, "
                                                            "on the keys the searches share"),
+        # the names as search_spaces.driver.trackers.TRACKERS has them (importing it here would load Ray)
+        "--tracker": dict(nargs="+", dest="trackers", metavar="NAME",
+                          help="log every trial to these experiment trackers: wandb (offline in EXP/wandb unless W&B "
+                               "is configured), mlflow (EXP/mlflow.db unless MLFLOW_TRACKING_URI is set), aim (a "
+                               "repo in EXP)"),
         "--ablation": dict(action="store_true", help="one factor at a time from the baseline over its levels"),
         "--seeds": dict(type=int, default=1, help="repeats of each ablation configuration"),
         "--name": dict(help="experiment name (default <space>-<date>-<time>)"),
@@ -72,6 +77,7 @@ COMMANDS = {
                            "--space augmentation,loss,optimizer --num-samples 16",
                            "--space loss --from experiments/augmentation-20261121-101500",
                            "--space augmentation --warm-start experiments/augmentation-20261121-101500",
+                           "--space augmentation --tracker wandb mlflow",
                            "--space augmentation --ablation --seeds 3",
                            "--space augmentation --scheduler pbt --num-samples 4 --perturbation-interval 2",
                            "--space model --set optim.lr=1e-3 --max-params 1821085"]),

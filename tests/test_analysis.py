@@ -20,6 +20,7 @@ from analysis import (
 )
 from analysis.__main__ import main
 from analysis.load import trial_status
+from tests.test_pictures import read_page
 from trainable.classes import CLASSES
 from trainable.config import Config, flatten
 
@@ -199,6 +200,12 @@ def test_cli_writes_everything_and_numbers_match_the_result_files(experiment, ca
     assert "1 errored" in report and "1 running" in report
     assert r"\toprule" in (out / "tables" / "configurations.tex").read_text()
     assert "report:" in capsys.readouterr().out
+    # its trials kept no checkpoint: the predictions are skipped with a note, and the page holds the rest
+    assert "- note: best (trial_base) skipped: " in report
+    page = read_page(out / "report.html")
+    assert page.tables == report.count("\n|---") and len(page.images) == report.count("![")
+    assert [h for h in page.headings if h] == [line.lstrip("# ").replace("`", "") for line in report.splitlines()
+                                               if line.startswith("#")]
 
 
 @pytest.mark.parametrize("setup, message", [

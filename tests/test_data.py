@@ -142,6 +142,7 @@ def test_a_search_writes_its_holdout_and_the_audit_into_the_experiment(tiny_data
     assert (tmp_path / "exp" / "holdout.txt").read_text().split() == holdout_names(scan_split(root, "train").images,
                                                                                   0.1)
     assert (tmp_path / "exp" / "mirrored.txt").read_text().splitlines() == ["# data.mirrored=fix", str(mirrored)]
+    assert Image.open(tmp_path / "exp" / "mirrored.png").format == "PNG"  # the finding as a contact sheet
 
 
 @pytest.mark.parametrize("policy", ["keep", "fix", "drop"])

@@ -22,6 +22,7 @@ from optuna.trial import TrialState
 
 from search_spaces import get_space
 from search_spaces.driver.searcher import journal_storage, make_searcher
+from tests.test_pictures import markdown_tables, read_page
 from trainable.config import Config
 from trainable.layout import JOURNAL_FILE
 from trainable.loop import NonFiniteLossError
@@ -101,11 +102,19 @@ def test_search_end_to_end_with_asha_optuna_and_dashboard(tiny_master, tmp_path)
     record = json.loads((exp / "experiment.json").read_text())
     assert record["space"] == "augmentation" and record["config"]["train"]["epochs"] == 3
 
+    # progress a person reads: one line of counts, and the best trial's score and searched values
+    assert re.search(r"^progress: 6 of 6 trials ended, \d+ trial-epochs, \S+ elapsed$", out, re.MULTILINE)
+    assert "Current best trial" not in out and "parameters={" not in out
+
     analysis = subprocess.run([sys.executable, "-m", "analysis", str(exp)], cwd=ROOT, capture_output=True, text=True,
                               timeout=300)
     assert analysis.returncode == 0, analysis.stderr
-    for name in ("report.md", "trials.parquet", "plots/learning_curves.png"):
+    for name in ("report.md", "trials.parquet", "plots/learning_curves.png", "plots/gallery.png", "plots/worst.png",
+                 "plots/confusion.png"):
         assert (exp / "analysis" / name).is_file(), name
+    report_md = (exp / "analysis" / "report.md").read_text()
+    page = read_page(exp / "analysis" / "report.html")  # every image embedded, none empty
+    assert len(page.images) == report_md.count("![") and page.tables == markdown_tables(report_md)
     # importances need two trials that completed every epoch; how many did depends on ASHA's rungs
     assert (exp / "analysis" / "tables" / "importance.csv").is_file() == (len(complete) >= 2)
     if len(complete) < 2:
@@ -113,6 +122,7 @@ def test_search_end_to_end_with_asha_optuna_and_dashboard(tiny_master, tmp_path)
 
     # one notion of best: the summary, the analysis table and Optuna's best trial agree
     best = re.search(r"^best trial\s+(trial_\w+): val mIoU", out, re.MULTILINE).group(1)
+    assert re.findall(r"^best so far: (trial_\w+), val mIoU \d+\.\d\d at epoch \d+ \(", out, re.MULTILINE)[-1] == best
     table = pd.read_csv(exp / "analysis" / "tables" / "configurations.csv")
     assert table.loc[0, "trial"].split(" ")[0] == best
     assert f"trial_{study.best_trial.user_attrs['tune_trial_id']}" == best
@@ -123,6 +133,7 @@ def test_search_end_to_end_with_asha_optuna_and_dashboard(tiny_master, tmp_path)
     text = retrained.communicate(timeout=600)[0]
     assert retrained.returncode == 0, text[-3000:]
     curve = pd.read_csv(tmp_path / "again" / best / "curves.csv")
+    assert (tmp_path / "again" / best / "gallery.png").is_file()  # the final model as a picture
     assert curve["val_miou"].tolist() == [r["val_miou"] for r in rows]
     assert curve["train_loss"].tolist() == [r["train_loss"] for r in rows]
 

@@ -94,9 +94,16 @@ def test_the_tune_controller_sets_a_trial_status_and_names_its_state_file():
 
 
 def test_the_cli_reporter_renders_its_table_apart_from_printing_it():
-    # tuner._Progress prints Tune's table without its staging-folder line
+    # progress._Progress prints Tune's table without its staging-folder line
     assert list(inspect.signature(CLIReporter._progress_str).parameters)[:4] == ["self", "trials", "done", "sys_info"]
     assert "self._progress_str(" in inspect.getsource(CLIReporter.report)
+
+
+def test_the_cli_reporter_asks_a_method_for_its_best_trial():
+    # progress._Progress overrides _current_best_trial so that Tune renders no best trial line of its own
+    source = inspect.getsource(CLIReporter._progress_str)
+    assert "self._current_best_trial(trials)" in source and "if current_best_trial:" in source
+    assert list(inspect.signature(CLIReporter._current_best_trial).parameters) == ["self", "trials"]
 
 
 def test_a_search_algorithm_state_is_staged_under_the_name_storage_recognises(tmp_path, monkeypatch):
@@ -130,3 +137,41 @@ def test_the_checkpoint_manager_saves_through_a_function_and_keeps_its_storage()
     storage = SimpleNamespace(syncer=None)
     assert _ExperimentCheckpointManager(storage=storage, checkpoint_period=0)._storage is storage
     assert "timeout" in inspect.signature(_FilesystemSyncer.wait).parameters  # wait() alone waits for the upload
+
+
+def test_a_restored_tuner_runs_the_callbacks_pickled_with_its_run_config(tmp_path):
+    # trackers: resume logs to the search's trackers through the callbacks Tune pickled into tuner.pkl
+    # (Tuner.restore takes no callbacks); read back through the private _local_tuner
+    from ray import tune
+    from ray.tune.logger import LoggerCallback
+
+    def trainable(config):
+        pass
+
+    assert "callbacks" not in inspect.signature(tune.Tuner.restore).parameters
+    marker = LoggerCallback()
+    marker.where = "the search's"
+    tune.Tuner(trainable, run_config=tune.RunConfig(name="e", storage_path=str(tmp_path), callbacks=[marker]))
+    restored = tune.Tuner.restore(str(tmp_path / "e"), trainable)
+    [callback] = restored._local_tuner.get_run_config().callbacks
+    assert type(callback) is LoggerCallback and callback.where == "the search's"
+
+
+def test_the_tracker_callbacks_keep_their_open_runs(tmp_path):
+    # trackers.WandbCallback ends the runs an interrupt left open: _trial_queues, _signal_logging_actor_stop
+    # (Ray's own on_experiment_end only waits, up to the upload timeout, for the runs to end)
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+    from ray.air.integrations.wandb import WandbLoggerCallback, _QueueItem
+
+    wandb = WandbLoggerCallback(project="p", api_key="k", mode="offline")
+    queue = []
+    wandb._trial_queues = {"trial": SimpleNamespace(put=queue.append)}
+    wandb._signal_logging_actor_stop(trial="trial")
+    assert queue == [(_QueueItem.END, None)]
+    assert "_cleanup_logging_actors(timeout=self._upload_timeout" in inspect.getsource(
+        WandbLoggerCallback.on_experiment_end)
+    # trackers.MLflowCallback ends those runs KILLED: _trial_runs (trial -> run id), mlflow_util.end_run
+    mlflow = MLflowLoggerCallback(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment_name="e")
+    mlflow.setup()
+    assert mlflow._trial_runs == {}
+    assert list(inspect.signature(mlflow.mlflow_util.end_run).parameters) == ["status", "run_id"]

@@ -54,7 +54,7 @@ def test_the_retrain_summary_speaks_the_experiments_metric(metric, scores, chall
 def test_retrain_writes_weights_curves_config_and_machine(retrained):
     out, summary = retrained
     for name in ("model.pt", "model.safetensors", "config.json", "curves.csv", "curves.png", "machine.json",
-                 "summary.json"):
+                 "summary.json", "gallery.png", "worst.png", "confusion.png"):
         assert (out / name).is_file(), name
     state = torch.load(out / "model.pt", weights_only=True)
     assert {"model", "config", "normalization", "metrics"} <= set(state)
@@ -66,6 +66,26 @@ def test_retrain_writes_weights_curves_config_and_machine(retrained):
     assert len((out / "curves.csv").read_text().splitlines()) == 3  # header + 2 epochs
     assert summary["tta_scales"] == [0.75, 1.0] and summary["tta_flip"] is True
     assert json.loads((out / "machine.json").read_text())["torch"] == torch.__version__
+
+
+def test_the_pictures_are_drawn_from_the_predictions_the_retrain_scored(retrained):
+    # the per-image scores and the confusion behind the gallery, the worst images and the confusion
+    # matrix are the validation the retrain reported (with its TTA: scales 0.75, 1 and flip)
+    from trainable.metrics import compute_metrics
+    from trainable.val_predictions import Predictor
+
+    out, summary = retrained
+    predictor = Predictor(out / "model.pt")
+    fscores = predictor.score_images("val_fscore")
+    assert fscores.scores.mean() == pytest.approx(summary["val_fscore_tta"], abs=1e-9)
+    mious = predictor.score_images("val_miou")
+    assert compute_metrics(mious.confusion).miou == pytest.approx(summary["val_miou_tta"], abs=1e-9)
+    assert len(mious.names) == 5 and (mious.confusion == fscores.confusion).all()
+    worst = mious.worst(2)
+    shown = predictor.show_images(worst, "val_miou")
+    assert [s.score for s in shown] == pytest.approx(mious.scores[worst].tolist())
+    assert [s.name for s in shown] == [mious.names[i] for i in worst]
+    assert all(s.image.shape[:2] == s.truth.shape == s.pred.shape for s in shown)
 
 
 @pytest.mark.parametrize("tta", [False, True])

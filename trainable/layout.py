@@ -5,6 +5,7 @@
       holdout.txt                the training images held out for validation, when the data has no
                                  validation split (data.holdout points here)
       mirrored.txt               the training masks the label audit found mirrored, and data.mirrored
+      mirrored.png               those masks over their images, left/right classes marked (a contact sheet)
       optuna.journal             the Optuna study (optuna-dashboard EXP/optuna.journal)
       experiment_state-*.json    Ray Tune's own state (with tuner.pkl and the searcher's state)
       trial_<id>/                one folder per trial
@@ -15,10 +16,13 @@
                                  search copied them from (trainable.schedule)
         checkpoint_NNNNNN/checkpoint.pt  schedule.json
       orphaned/                  trial folders a killed driver started but never recorded
-      analysis/                  python -m analysis: report.md, trials.parquet, tables/, plots/
+      analysis/                  python -m analysis: report.md, report.html (one self-contained page),
+                                 trials.parquet, tables/, plots/ (with gallery.png, worst.png and
+                                 confusion.png of the best trial)
       retrain/<trial>[-seedK]/   python launch.py retrain: model.pt, model.safetensors, config.json,
-                                 summary.json, curves.csv, curves.png, machine.json, and with
-                                 --submission: submission/, submission.zip, SUBMISSION.md
+                                 summary.json, curves.csv, curves.png, machine.json, gallery.png,
+                                 worst.png, confusion.png, and with --submission: submission/,
+                                 submission.zip, SUBMISSION.md
 
 A staged search (``search --space augmentation,loss``) is a folder of experiments, one per stage:
 
@@ -55,9 +59,11 @@ __all__ = [
     "HOLDOUT_FILE",
     "JOURNAL_FILE",
     "MIRRORED_FILE",
+    "MIRRORED_SHEET",
     "MODEL_FILE",
     "ORPHANED_DIR",
     "PARAMS_FILE",
+    "PICTURE_FILES",
     "PROGRESS_FILE",
     "REFUSED_FILE",
     "RESULT_FILE",
@@ -86,6 +92,7 @@ SUBMISSION_DIR = "submission"  # retrain --submission: EXP/retrain/<trial>/submi
 # a submission's solution/ folder (predict --submission ce7454-2025), named by the 2025 rules
 SOLUTION_FILES = {"weights": "ckpt.pth", "requirements": "requirements.txt", "script": "run.py"}
 MIRRORED_FILE = "mirrored.txt"
+MIRRORED_SHEET = "mirrored.png"
 JOURNAL_FILE = "optuna.journal"
 STAGES_FILE = "stages.json"  # in the folder of a staged search, beside its stages' experiments
 TUNE_STATE_GLOB = "experiment_state-*.json"
@@ -109,6 +116,8 @@ MODEL_FILE = "model.pt"
 RETRAIN_FILES = {"safetensors": "model.safetensors", "config": "config.json", "summary": "summary.json",
                  "curves": "curves.csv", "curves_plot": "curves.png", "machine": "machine.json"}
 SUBMISSION_NOTE = "SUBMISSION.md"  # written beside a submission zip
+# a model's pictures (trainable.pictures), by role: in a retrain's folder, and in an analysis's plots/
+PICTURE_FILES = {"gallery": "gallery.png", "worst": "worst.png", "confusion": "confusion.png"}
 
 TEMP_MARK = ".partial-"  # in the name of a file being written; left behind only by a killed writer
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import replace
 
@@ -33,6 +33,7 @@ __all__ = [
     "evaluate",
     "make_optimizer",
     "make_scheduler",
+    "predict_batches",
     "resolve_device",
     "seed_everything",
     "train_one_epoch",
@@ -134,10 +135,11 @@ def train_one_epoch(model: nn.Module, loader, criterion: nn.Module, optimizer: t
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, device: torch.device, scales: Sequence[float] = (1.0,),
-             flip: bool = False, amp: bool = True, channels_last: bool = True) -> tuple[SegMetrics, float]:
-    """Metrics over the whole loader (the set's confusion matrix, and each image's for the 2025
-    F-score), scored at each mask's own resolution, and the mean NLL.
+def predict_batches(model: nn.Module, loader, device: torch.device, scales: Sequence[float] = (1.0,),
+                    flip: bool = False, amp: bool = True, channels_last: bool = True
+                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """For each ``(images, masks)`` batch of ``loader``: the predicted class map at the masks' size,
+    the masks and the batch's summed NLL, all on ``device``.
 
     The loss is the negative log-likelihood of the (TTA-averaged) prediction, unweighted, so it
     compares across trials whose training losses differ.
@@ -145,8 +147,6 @@ def evaluate(model: nn.Module, loader, device: torch.device, scales: Sequence[fl
     model.eval()
     memory_format = torch.channels_last if channels_last and device.type == "cuda" else torch.contiguous_format
     plain = tuple(scales) == (1.0,) and not flip  # nothing to average: logits suffice, no probabilities
-    conf, per_image = None, []
-    nll, pixels = torch.zeros((), device=device, dtype=torch.float64), 0
     for images, masks in loader:
         images = images.to(device, non_blocking=True).to(memory_format=memory_format)
         masks = masks.to(device, non_blocking=True)
@@ -157,6 +157,16 @@ def evaluate(model: nn.Module, loader, device: torch.device, scales: Sequence[fl
             pred, batch_nll = score_logits(scores, masks)
         else:
             pred, batch_nll = class_argmax(scores)[1], prob_nll(scores, masks)
+        yield pred, masks, batch_nll
+
+
+def evaluate(model: nn.Module, loader, device: torch.device, scales: Sequence[float] = (1.0,),
+             flip: bool = False, amp: bool = True, channels_last: bool = True) -> tuple[SegMetrics, float]:
+    """Metrics over the whole loader (the set's confusion matrix, and each image's for the 2025
+    F-score), scored at each mask's own resolution, and the mean NLL (``predict_batches``)."""
+    conf, per_image = None, []
+    nll, pixels = torch.zeros((), device=device, dtype=torch.float64), 0
+    for pred, masks, batch_nll in predict_batches(model, loader, device, scales, flip, amp, channels_last):
         nll += batch_nll
         pixels += masks.numel()
         images_conf = image_confusion(pred, masks)  # kept on the device: no sync per batch

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 # help and checks, which answer before torch loads
 
 __all__ = ["DEFAULT_METRIC", "METRICS", "NLL_FLOOR", "SEARCH_METRICS", "Metric", "SegMetrics", "axis_label",
-           "class_argmax", "compute_metrics", "confusion_matrix", "image_confusion", "image_fscores", "prob_nll",
-           "scores", "search_metric"]
+           "class_argmax", "compute_metrics", "confusion_matrix", "image_confusion", "image_fscores", "image_mious",
+           "prob_nll", "scores", "search_metric"]
 
 EPS = 1e-7  # in each denominator of the 2025 grader's precision, recall and F1
 NLL_FLOOR = 1e-8  # a probability below it counts as it in the NLL: one confident miss is not an infinite loss
@@ -108,6 +108,19 @@ def image_fscores(confs: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.where(present, f1, 0).sum(axis=1) / np.maximum(present.sum(axis=1), 1)
 
 
+def image_mious(confs: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Each image's own mIoU (%) from its confusion matrix (``(B, C, C)`` or ``(C, C)``): the course's
+    formula on that image alone, over the classes in its truth or its prediction."""
+    import torch
+
+    conf = np.asarray(torch.as_tensor(confs).cpu(), dtype=np.float64).reshape(-1, *np.shape(confs)[-2:])
+    inter = np.diagonal(conf, axis1=1, axis2=2)
+    union = conf.sum(axis=1) + conf.sum(axis=2) - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(union > 0, 100.0 * inter / union, 0.0)
+    return iou.sum(axis=1) / np.maximum((union > 0).sum(axis=1), 1)
+
+
 @dataclass(frozen=True)
 class SegMetrics:
     """Metrics from one confusion matrix; IoU, accuracy and F1 are in percent."""
@@ -163,15 +176,17 @@ class Metric:
     searchable: bool = False  # a search may rank trials by it (--metric)
     fmt: str = ".2f"  # how the summary, retrain and tta print it
     unit: str = ""  # for an axis label: "%", or none for a score in 0..1 or a loss
+    # a searchable metric's score of one image, from per-image confusion matrices (the worst images)
+    per_image: Callable[[torch.Tensor | np.ndarray], np.ndarray] | None = None
 
 
 # every per-epoch figure, by the key trials report it under; the searchable ones are what --metric takes
 METRICS = {
     "val_miou": Metric("val mIoU", "the course's mIoU (19 classes, background included)", lambda m: m.miou,
-                       searchable=True, unit="%"),
+                       searchable=True, unit="%", per_image=image_mious),
     "val_fscore": Metric("val F-score", "the 2025 grader's per-image F-score (0..1: per image, the mean F1 of the "
                                         "classes in its ground truth; then the mean over images)",
-                         lambda m: m.fscore, searchable=True, fmt=".4f"),
+                         lambda m: m.fscore, searchable=True, fmt=".4f", per_image=image_fscores),
     "val_acc": Metric("pixel acc", "pixel accuracy", lambda m: m.acc, unit="%"),
     "val_mean_f1": Metric("val mean F1", "the mean over classes of the set's F1", lambda m: m.mean_f1, unit="%"),
     "val_loss": Metric("val loss", "the loss on the validation set", fmt=".4f"),

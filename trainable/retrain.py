@@ -2,10 +2,12 @@
 
 Each output folder holds the weights (``model.pt``, loadable with ``torch.load(...,
 weights_only=True)``, and ``model.safetensors``), the resolved config, the parameter count, the
-training curves as CSV and PNG, the machine it ran on, and the validation scores with and without
-the configured test-time augmentation. No Ray: a plain loop, one configuration at a time. With a
-challenge to submit to (``retrain --submission NAME``) the retrained model then predicts the data's
-test split into that edition's submission (``trainable.submission``); its rules are checked first.
+training curves as CSV and PNG, the machine it ran on, the validation scores with and without
+the configured test-time augmentation, and the model's predictions as pictures (a gallery, its
+worst validation images, its confusion matrix: ``trainable.pictures``). No Ray: a plain loop, one
+configuration at a time. With a challenge to submit to (``retrain --submission NAME``) the retrained
+model then predicts the data's test split into that edition's submission (``trainable.submission``);
+its rules are checked first.
 
 A retrain of a trial with the trial's own epochs and seed repeats the trial's per-epoch figures
 exactly on the CPU: the data order and augmentation follow from the seed alone, and training runs
@@ -36,6 +38,7 @@ from trainable.loop import evaluate
 from trainable.metrics import DEFAULT_METRIC, METRICS, SEARCH_METRICS, axis_label, scores, search_metric
 from trainable.models import build_model, count_parameters
 from trainable.objectstore import push, uri_of
+from trainable.pictures import write_pictures
 from trainable.predict import format_result, predict_folder, prediction_images
 from trainable.run import build_run, run_epoch, set_augmentation
 from trainable.schedule import aug_at, stretch
@@ -191,6 +194,8 @@ def retrain(cfg: Config, out: Path, threads: int | None = None, log=print, sched
         (tmp / RETRAIN_FILES["machine"]).write_text(json.dumps(machine_info(), indent=2) + "\n")
         (tmp / RETRAIN_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
         write_retrained(run, cfg, tmp, {k: v for k, v in summary.items() if k.startswith("val_")})
+        # what a person judges the model by: its predictions, worst images and confusions, with its own TTA
+        write_pictures({"retrained": tmp / MODEL_FILE}, tmp, metric, f"{out.name} retrained")
     return summary
 
 

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from trainable.classes import FLIP_LUT
 from trainable.decode import write_mask
 from trainable.folders import DATA_LAYOUTS
 from trainable.layout import replacing
@@ -219,19 +220,23 @@ def _write_release_face(out: Path, face: int, img: np.ndarray, mask: np.ndarray)
 
 
 def generate(out: str | Path, n_train: int = 800, n_val: int = 200, n_test: int = 100,
-             size: int = 128, seed: int = 0, layout: str = "course", split_files: bool = True) -> Path:
+             size: int = 128, seed: int = 0, layout: str = "course", split_files: bool = True,
+             mirrored: float = 0.0) -> Path:
     """Write a synthetic set under ``out``; the same seed gives the same faces in every layout.
 
     ``layout`` is one of ``LAYOUTS``: ``course`` (``train/train_image`` + ``train/train_mask``, ``val``,
     ``test/test_image``), ``2025`` (the 2025 release: ``train/images`` + ``train/masks`` holding the
     train and val faces, unlabeled ``test/images``) or ``release`` (the full CelebAMask-HQ release:
     ``size``-px part PNGs under 2x-size images, every face annotated, and with ``split_files`` the
-    id mapping and partition list that give its official split)."""
+    id mapping and partition list that give its official split). ``mirrored``: the fraction of the
+    training masks whose left/right labels are exchanged, the face left as it is, as in the few percent
+    of a real release's masks (``synthetic.json`` lists them)."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     out = Path(out)
     splits = (("train", n_train, EASY, True), ("val", n_val, HARD, True), ("test", n_test, HARD, False))
     partition, face = [], 0
+    swapped = set(np.random.default_rng([seed, 7]).choice(n_train, round(mirrored * n_train), replace=False).tolist())
     for split_index, (split, n, difficulty, with_mask) in enumerate(splits):
         folder = {"course": split, "2025": "train" if with_mask else "test"}.get(layout, "")
         folders = DATA_LAYOUTS["course" if layout == "course" else "generic"]
@@ -239,6 +244,8 @@ def generate(out: str | Path, n_train: int = 800, n_val: int = 200, n_test: int 
         for i in range(n):
             rng = np.random.default_rng([seed, split_index, i])
             img, mask = draw_face(rng, size, difficulty, frozenset({_FORCED[i % len(_FORCED)]}))
+            if split == "train" and i in swapped:
+                mask = FLIP_LUT[mask]
             if layout == "release":
                 _write_release_face(out, face, img, mask)
                 partition.append(f"{face} {split_index}")
@@ -258,7 +265,7 @@ def generate(out: str | Path, n_train: int = 800, n_val: int = 200, n_test: int 
         (out / PARTITION_FILE).write_text("".join(
             f"{order[int(hq)]:06d}.jpg {code}\n" for hq, code in (line.split() for line in partition)))
     meta = {"generator": "trainable.synthetic", "seed": seed, "size": size, "layout": layout,
-            "n_train": n_train, "n_val": n_val, "n_test": n_test}
+            "n_train": n_train, "n_val": n_val, "n_test": n_test, "mirrored_train": sorted(swapped)}
     (out / "synthetic.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
 
@@ -297,14 +304,18 @@ def main(argv: list[str] | None = None) -> int:
                         "release's (per-part masks under 2x images)")
     p.add_argument("--no-split-files", action="store_true",
                    help="release layout: leave out the files that give the official split")
+    p.add_argument("--mirrored", type=float, default=0.0,
+                   help="fraction of the training masks with their left/right labels exchanged (e.g. 0.03)")
     args = p.parse_args(argv)
+    if not 0 <= args.mirrored <= 1:
+        p.error("--mirrored must be a fraction between 0 and 1")
     for name in ("n_train", "n_val", "n_test"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must be >= 0")
     if args.size < 32:
         p.error("--size must be at least 32 pixels")
     generate(args.out, args.n_train, args.n_val, args.n_test, args.size, args.seed, args.layout,
-             not args.no_split_files)
+             not args.no_split_files, args.mirrored)
     print(f"wrote {args.n_train} train, {args.n_val} val and {args.n_test} test faces "
           f"({args.size} px, seed {args.seed}, {args.layout} layout) to {args.out}")
     return 0

@@ -8,7 +8,7 @@
 
 ``record`` holds the typed experiment record and the hardware defaults; ``cluster`` reads the
 nodes of the Ray cluster and resolves what each trial gets; ``tuner`` builds the Tuner
-(ASHA + Optuna TPE, the progress table); ``searcher`` is the Optuna coupling (scheduler-stopped
+(ASHA + Optuna TPE); ``progress`` what a user watches; ``searcher`` is the Optuna coupling (scheduler-stopped
 trials told as PRUNED); ``storage`` the file system through which Ray replaces every file whole;
 ``session`` starts or joins Ray and checks the storage; ``search`` runs a search from its checks to
 its settled end, with Ctrl-C as a resumable stop.
@@ -21,12 +21,13 @@ the spaces -> ``trainable``.
 """
 
 from search_spaces.driver.cluster import ClusterShape, TrialResources
+from search_spaces.driver.progress import progress_reporter
 from search_spaces.driver.record import RECORD_VERSION, ExperimentRecord, new_record, read_record
 from search_spaces.driver.search import SearchOutcome, create_experiment, describe, preflight, run_search, settle
 from search_spaces.driver.searcher import PrunedOptunaSearch, journal_storage, make_searcher, skip_finished_trials
 from search_spaces.driver.session import check_storage, start_ray
 from search_spaces.driver.storage import storage_filesystem
-from search_spaces.driver.tuner import RAY_SETTINGS, build_tuner, progress_reporter
+from search_spaces.driver.tuner import RAY_SETTINGS, build_tuner
 
 __all__ = [
     "RAY_SETTINGS",

@@ -29,6 +29,7 @@ from typing import Any
 from search_spaces import SearchSpace, get_space
 from search_spaces.algorithms import SCHEDULERS, SEARCHERS
 from search_spaces.driver.cluster import ClusterShape, TrialResources
+from search_spaces.driver.trackers import get_tracker
 from search_spaces.hardware import HARDWARE
 from search_spaces.population import POPULATION_SCHEDULERS, KeepInRange, explored
 from trainable.challenges import get_challenge
@@ -81,6 +82,7 @@ class ExperimentRecord:
     parent: str = ""  # the experiment whose trial parent_trial's config is this search's baseline (--from, stages)
     parent_trial: str = ""
     warm_start: list[str] = field(default_factory=list)  # experiments whose trials seeded the study (--warm-start)
+    trackers: list[str] = field(default_factory=list)  # experiment trackers logging every trial (--tracker)
     created: str = ""
     command: str = ""
     # the version of the file this record was read from (not written: a record is always written as
@@ -166,6 +168,8 @@ class ExperimentRecord:
             raise UserError(f"--perturbation-interval {self.perturbation_interval}: only a population search "
                             f"exploits; add --scheduler {' or '.join(POPULATION_SCHEDULERS)}, or drop it")
         search_metric(self.metric)
+        for name in self.trackers:
+            get_tracker(name)  # an unknown name: one line listing the valid ones
         if self.mode not in ("max", "min"):
             raise UserError(f"mode {self.mode!r}: must be max or min")
         if self.challenge:
@@ -341,12 +345,13 @@ def new_record(space: str, *, name: str | None = None, cluster: ClusterShape | N
                ablation: bool = False, seeds: int = 1, metric: str | None = None, challenge: str | None = None,
                searcher: str | None = None, scheduler: str = "asha", perturbation_interval: int | None = None,
                command: str = "", start: dict | None = None, parent: str = "", parent_trial: str = "",
-               warm_start: list[str] | None = None) -> ExperimentRecord:
+               warm_start: list[str] | None = None, trackers: list[str] | None = None) -> ExperimentRecord:
     """The record of a new search from its flags; the hardware defaults follow ``cluster``, the Ray
     cluster the search runs on (``ClusterShape.from_ray()`` once joined; none: the CPU defaults, unless
     ``gpus_per_trial`` asks for GPUs). ``start``: the config of trial ``parent_trial`` of experiment
     ``parent``, which is then the baseline in place of the defaults and the hardware's (the space's
-    constants and the flags still apply); ``warm_start``: the experiments whose trials seed the study."""
+    constants and the flags still apply); ``warm_start``: the experiments whose trials seed the study;
+    ``trackers``: the experiment trackers that log every trial (each once, in the order given)."""
     search_space = get_space(space)
     if search_space is None:
         raise UserError(TTA_IS_NOT_SEARCHED)
@@ -376,6 +381,7 @@ def new_record(space: str, *, name: str | None = None, cluster: ClusterShape | N
         ablation=ablation, seeds=seeds, metric=metric or (rules.metric if rules else DEFAULT_METRIC),
         challenge=challenge or "", searcher=searcher or ("random" if population else "tpe"), scheduler=scheduler,
         perturbation_interval=perturbation_interval or 0, created=time.strftime("%Y-%m-%d %H:%M:%S"), command=command,
-        parent=parent, parent_trial=parent_trial, warm_start=list(warm_start or []))
+        parent=parent, parent_trial=parent_trial, warm_start=list(warm_start or []),
+        trackers=list(dict.fromkeys(trackers or [])))
 
 

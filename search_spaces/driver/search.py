@@ -19,6 +19,7 @@ from search_spaces.driver.record import ExperimentRecord
 from search_spaces.driver.searcher import journal_storage
 from search_spaces.driver.session import check_storage, check_storage_early
 from search_spaces.driver.storage import snapshots_after_uploads
+from search_spaces.driver.trackers import tracker_lines
 from search_spaces.driver.tuner import build_tuner
 from trainable.config import Config
 from trainable.errors import UserError
@@ -27,6 +28,7 @@ from trainable.layout import (
     HOLDOUT_FILE,
     JOURNAL_FILE,
     MIRRORED_FILE,
+    MIRRORED_SHEET,
     ORPHANED_DIR,
     has_tune_state,
     replacing,
@@ -39,7 +41,7 @@ __all__ = ["SearchOutcome", "check_name", "create_experiment", "describe", "pref
 # Tune's settings while a search fits (the user's own environment wins for the first two):
 TUNE_ENV = {
     # Tune's newer console output ignores the progress reporter and prints the best trial's whole
-    # config every half minute; tuner.progress_reporter shows what a user watches instead
+    # config every half minute; progress.progress_reporter shows what a user watches instead
     "RAY_AIR_NEW_OUTPUT": "0",
     # snapshot the experiment state at every step, not every ~10 s: a killed driver then loses
     # (almost) nothing, and a resume neither reruns nor forgets a finished trial
@@ -125,7 +127,8 @@ def describe(exp_dir: Path, record: ExperimentRecord, cluster: ClusterShape) -> 
             f"each trial:     {record.cpus_per_trial:g} CPU, {record.gpus_per_trial:g} GPU, "
             f"{base.data.image_size} px, {record.max_t} epochs",
             *(f"note: {note}" for note in cluster.notes(record.trial)),
-            f"tensorboard:    tensorboard --logdir {uri_of(exp_dir) or exp_dir}"]
+            f"tensorboard:    tensorboard --logdir {uri_of(exp_dir) or exp_dir}",
+            *tracker_lines(exp_dir, record)]  # where each --tracker logs, and the command that shows it
 
 
 def preflight(config: Config, before_ray: bool = False, notes: bool = True) -> Path | None:
@@ -243,11 +246,12 @@ def _without_tunes_resume_hint() -> Iterator[None]:
 
 def _write_data_lists(exp_dir: Path, config: Config) -> None:
     """Write into the experiment what it trains and validates on beyond the config: the training masks
-    the label audit found mirrored (trained as ``data.mirrored`` says), and, for data without a
-    validation split, the held-out training images, with the config pointed at that list so every
+    the label audit found mirrored (trained as ``data.mirrored`` says) and their contact sheet, and, for
+    data without a validation split, the held-out training images, with the config pointed at that list so every
     trial, a retrain and tta validate on the same pairs."""
     from trainable.audit import audit
     from trainable.folders import has_split
+    from trainable.pictures import write_mirrored
     from trainable.scan import scan_split
     from trainable.sources import data_root
     from trainable.splits import holdout_names
@@ -258,6 +262,10 @@ def _write_data_lists(exp_dir: Path, config: Config) -> None:
     if mirrored:
         with replacing(exp_dir / MIRRORED_FILE) as tmp:
             tmp.write_text(f"# data.mirrored={config.data.mirrored}\n" + "\n".join(mirrored) + "\n")
+        with replacing(exp_dir / MIRRORED_SHEET) as tmp:
+            write_mirrored(train.images, train.masks, train.orientations, tmp)
+        print(f"mirrored masks: {uri_of(exp_dir / MIRRORED_SHEET) or exp_dir / MIRRORED_SHEET} (each over its image, "
+              f"left/right classes marked) and {MIRRORED_FILE}")
     if config.data.holdout or has_split(root, "val"):
         return
     names = holdout_names(train.images, config.data.val_fraction)

@@ -1,7 +1,8 @@
 """The Tuner of an experiment: its scheduler and searcher over its space (ASHA + Optuna TPE unless
 the record names others; FIFO over the planned configurations for an ablation), retries,
-checkpoint retention, the loggers the analysis reads, and a progress table of what a user watches
-(trial, status, the searched parameters, epoch, metric).
+checkpoint retention, the loggers the analysis reads, and the progress a user watches (``progress.py``:
+a table of trial, status, the searched parameters, epoch, metric; the trials ended, the time left and
+the best trial so far).
 """
 
 from __future__ import annotations
@@ -9,14 +10,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ray.tune import CLIReporter
-
 from search_spaces.algorithms import SCHEDULERS
 from search_spaces.base import nest
+from search_spaces.driver.progress import progress_reporter
 from search_spaces.driver.record import ExperimentRecord
 from search_spaces.driver.results import ProgressRecord, ResultRecord
 from search_spaces.driver.searcher import TrialsOfRecord, make_searcher, skip_finished_trials
 from search_spaces.driver.storage import storage_filesystem
+from search_spaces.driver.trackers import tracker_callbacks
 from trainable.layout import JOURNAL_FILE, remove_partial_files, trial_dir_name
 from trainable.objectstore import uri_of
 
@@ -41,10 +42,6 @@ RAY_SETTINGS: dict = {
     "reuse_actors": False,
     "verbose": 1,
 }
-
-
-# progress: a status table at most this often (and when trials start or end)
-PROGRESS_EVERY_S = 30
 
 
 def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainable_fn=None,
@@ -132,32 +129,11 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
             # the loggers the project reads (progress.csv: results' metrics_dataframe; result.json: the
             # analysis), written straight to storage and rewound at a restart (see results.py); Tune
             # adds TensorBoard's
-            callbacks=[ProgressRecord(), ResultRecord()],
+            callbacks=[ProgressRecord(), ResultRecord(), *tracker_callbacks(exp_dir, record)],
             progress_reporter=progress_reporter(record),
             verbose=rs["verbose"],
         ),
     )
-
-
-def progress_reporter(record: ExperimentRecord):
-    """Tune's table with the columns a user watches: trial, status, each searched (or ablated)
-    parameter under its short name, the epoch and the metric (and the device, when trials ask for
-    GPUs); the best trial's line names only the searched parameters, not the whole config. (Tune's
-    newer output ignores a reporter: the search turns it off, see ``search.run_search``.)"""
-    keys = list(record.levels) if record.ablation else record.searched
-    device = {"device": "device"} if record.gpus_per_trial else {}  # a "GPU" torch cannot see trains on the CPU
-    return _Progress(parameter_columns={k.replace(".", "/"): k.split(".")[-1] for k in keys},
-                     metric_columns={"epoch": "epoch", record.metric: record.metric_name, **device},
-                     max_report_frequency=PROGRESS_EVERY_S, print_intermediate_tables=True)
-
-
-class _Progress(CLIReporter):
-    """Tune's CLI table without its "Result logdir" line, which names the driver's staging folder
-    under /tmp/ray, not the experiment (``describe`` prints that, and the TensorBoard command)."""
-
-    def report(self, trials, done: bool, *sys_info) -> None:
-        text = self._progress_str(trials, done, *sys_info)  # private to CLIReporter: tests/test_ray_optuna_internals.py
-        print("\n".join(line for line in text.splitlines() if not line.startswith("Result logdir:")))
 
 
 def _trial_name(trial) -> str:
