@@ -155,6 +155,11 @@ def test_a_restored_tuner_runs_the_callbacks_pickled_with_its_run_config(tmp_pat
     restored = tune.Tuner.restore(str(tmp_path / "e"), trainable)
     [callback] = restored._local_tuner.get_run_config().callbacks
     assert type(callback) is LoggerCallback and callback.where == "the search's"
+    # tuner.build_tuner replaces the trackers' among them: fit passes on the callbacks of that same run config
+    assert restored._local_tuner.get_run_config() is restored._local_tuner._run_config
+    from ray.tune.impl.tuner_internal import TunerInternal
+
+    assert "callbacks=self._run_config.callbacks" in inspect.getsource(TunerInternal)
 
 
 def test_the_tracker_callbacks_keep_their_open_runs(tmp_path):

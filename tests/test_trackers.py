@@ -290,3 +290,15 @@ def test_the_record_keeps_the_trackers_and_reads_records_without_them():
         ExperimentRecord.from_dict({**record.to_dict(), "trackers": ["neptune"]})
     with pytest.raises(UserError, match="trackers='aim' in the experiment record: expected list"):
         ExperimentRecord.from_dict({**record.to_dict(), "trackers": "aim"})
+
+
+def test_a_restored_search_logs_where_its_experiment_is_now(tmp_path, no_tracker_config):
+    # resume builds the tracker callbacks afresh for the folder the experiment is in now (a moved or
+    # copied experiment), keeping Tune's other pickled callbacks as they were
+    from search_spaces.driver.trackers import without_trackers
+
+    record = _record(trackers=["mlflow", "aim"])
+    pickled = ["progress", "results", *tracker_callbacks(tmp_path / "before", record)]
+    kept = [*without_trackers(pickled), *tracker_callbacks(tmp_path / "now", record)]
+    assert kept[:2] == ["progress", "results"] and len(kept) == 4
+    assert kept[2].tracking_uri == f"sqlite:///{tmp_path}/now/mlflow.db" and kept[3]._repo_path == str(tmp_path / "now")

@@ -6,6 +6,7 @@
                                  validation split (data.holdout points here)
       mirrored.txt               the training masks the label audit found mirrored, and data.mirrored
       mirrored.png               those masks over their images, left/right classes marked (a contact sheet)
+      wandb/  mlflow.db  .aim/   the runs of search --tracker wandb, mlflow, aim, offline
       optuna.journal             the Optuna study (optuna-dashboard EXP/optuna.journal)
       experiment_state-*.json    Ray Tune's own state (with tuner.pkl and the searcher's state)
       trial_<id>/                one folder per trial
@@ -76,6 +77,7 @@ __all__ = [
     "SUBMISSION_DIR",
     "SUBMISSION_NOTE",
     "TEMP_MARK",
+    "TRACKER_STORES",
     "TRIAL_PREFIX",
     "checkpoint_dirs",
     "has_tune_state",
@@ -93,6 +95,8 @@ SUBMISSION_DIR = "submission"  # retrain --submission: EXP/retrain/<trial>/submi
 SOLUTION_FILES = {"weights": "ckpt.pth", "requirements": "requirements.txt", "script": "run.py"}
 MIRRORED_FILE = "mirrored.txt"
 MIRRORED_SHEET = "mirrored.png"
+# where search --tracker keeps each tracker's runs inside the experiment (search_spaces.driver.trackers)
+TRACKER_STORES = {"wandb": "wandb", "mlflow": "mlflow.db", "aim": ".aim"}
 JOURNAL_FILE = "optuna.journal"
 STAGES_FILE = "stages.json"  # in the folder of a staged search, beside its stages' experiments
 TUNE_STATE_GLOB = "experiment_state-*.json"

@@ -10,12 +10,10 @@ elsewhere, so that nothing leaves the machine by default:
 - Aim in a repo at ``EXP`` (``EXP/.aim``): aim 3.29 reads no variable for its repo.
 
 The experiment name is W&B's project and MLflow's and Aim's experiment. The record keeps the names
-(``ExperimentRecord.trackers``); ``resume`` keeps logging to them with the callbacks Tune saved: Ray
-2.60 pickles the whole ``RunConfig``, callbacks included, into the experiment's ``tuner.pkl``, and
-``Tuner.restore`` (which takes no callbacks) runs them again. They were built when the search started,
-so a resumed search logs where it first did: into the folder the experiment had then, or where the
-variables of then pointed, whatever the environment of ``resume`` (whose start-up line names the
-places its own environment would choose).
+(``ExperimentRecord.trackers``) and ``resume`` logs to them too: Ray pickles the callbacks with the run
+config into ``tuner.pkl``, but those would log where the experiment was when it started (a folder it
+may have left); the restored Tuner's tracker callbacks are built afresh for where it is now, in the
+environment of ``resume`` (``tuner.build_tuner``).
 """
 
 from __future__ import annotations
@@ -28,12 +26,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from trainable.errors import UserError
+from trainable.layout import TRACKER_STORES
 from trainable.objectstore import is_uri, uri_of
 
-__all__ = ["TRACKERS", "Tracker", "check_trackers", "get_tracker", "tracker_callbacks", "tracker_lines"]
+__all__ = ["TRACKERS", "Tracker", "check_trackers", "get_tracker", "tracker_callbacks", "tracker_lines",
+           "without_trackers"]
 
-MLFLOW_DB = "mlflow.db"  # the SQLite store of MLflow's runs, in the experiment folder
-WANDB_DIR = "wandb"  # the folder W&B writes under the directory it is given
+MLFLOW_DB = TRACKER_STORES["mlflow"]  # the SQLite store of MLflow's runs, in the experiment folder
+WANDB_DIR = TRACKER_STORES["wandb"]  # the folder W&B writes under the directory it is given (its own name)
 
 
 class ExperimentRecord(Protocol):
@@ -238,7 +238,17 @@ def check_trackers(names: Iterable[str], where: str | Path | None = None) -> Non
 
 def tracker_callbacks(exp_dir: Path, record: ExperimentRecord) -> list:
     """Ray's logger callbacks of the record's trackers, for the experiment in ``exp_dir``."""
-    return [get_tracker(name).build(Path(exp_dir), record) for name in record.trackers]
+    callbacks = []
+    for name in record.trackers:
+        callback = get_tracker(name).build(Path(exp_dir), record)
+        callback.tracker = name  # which callbacks a restored Tuner has built afresh (tuner.build_tuner)
+        callbacks.append(callback)
+    return callbacks
+
+
+def without_trackers(callbacks: Iterable) -> list:
+    """``callbacks`` less those ``tracker_callbacks`` built."""
+    return [c for c in callbacks if not getattr(c, "tracker", None)]
 
 
 def tracker_lines(exp_dir: Path, record: ExperimentRecord) -> list[str]:

@@ -17,7 +17,7 @@ from search_spaces.driver.record import ExperimentRecord
 from search_spaces.driver.results import ProgressRecord, ResultRecord
 from search_spaces.driver.searcher import TrialsOfRecord, make_searcher, skip_finished_trials
 from search_spaces.driver.storage import storage_filesystem
-from search_spaces.driver.trackers import tracker_callbacks
+from search_spaces.driver.trackers import tracker_callbacks, without_trackers
 from trainable.layout import JOURNAL_FILE, remove_partial_files, trial_dir_name
 from trainable.objectstore import uri_of
 
@@ -82,6 +82,9 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
         search_alg = tuner._local_tuner._tune_config.search_alg
         if isinstance(search_alg, TrialsOfRecord):
             search_alg.exp_dir = str(exp_dir)
+        if record.trackers:  # the pickled ones log where the experiment was when it started: built here afresh
+            run_config = tuner._local_tuner.get_run_config()
+            run_config.callbacks = [*without_trackers(run_config.callbacks), *tracker_callbacks(exp_dir, record)]
         return tuner
 
     if record.ablation:
