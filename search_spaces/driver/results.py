@@ -12,9 +12,10 @@ retry from an older checkpoint reported its epochs twice.
 These loggers own the files in storage instead. Each report rewrites the trial's file whole, through
 the storage file system, before the driver goes on (the rows are small: a few kB per epoch), so
 storage always holds every row the driver has seen. Nothing is written to the staging folder, so the
-background sync never carries an older copy over a newer one. At every (re)start the record is
-rewound to the rows up to the checkpoint the trial resumes from (none without a checkpoint): the
-epochs it trains again are reported again, once.
+background sync never carries an older copy over a newer one. After every (re)start the record is
+rewound, at the trial's first report, to the rows up to the checkpoint it resumes from (none without
+a checkpoint): the epochs it trains again are reported again, once; a trial that reports nothing
+again keeps its rows.
 
 They subclass Ray's loggers so that Tune, which adds its own where none is given, adds none.
 """
@@ -50,6 +51,7 @@ class _StorageRecord:
 
     def _setup(self) -> None:
         self._rows: dict = {}  # trial -> its rows, as _row() returns them
+        self._keep: dict = {}  # trial -> the last report its rows keep once it reports again
 
     def log_trial_start(self, trial) -> None:
         self._start(trial)
@@ -59,15 +61,23 @@ class _StorageRecord:
 
     def log_trial_end(self, trial, failed: bool = False) -> None:
         self._rows.pop(trial, None)
+        self._keep.pop(trial, None)
 
     def _start(self, trial) -> None:
-        keep = resumed_iteration(trial)
-        self._rows[trial] = [r for r in self._read(trial) if int(float(r[ITERATION])) <= keep]
-        self._write(trial)
+        # rewound at the trial's next report, not now: a trial that reports nothing again (the study had
+        # already ended it when a killed driver's search resumed: searcher.skip_finished_trials) keeps
+        # every row it reported, as the study keeps every value
+        self._rows[trial] = self._read(trial)
+        self._keep[trial] = resumed_iteration(trial)
+        if not self._rows[trial]:
+            self._write(trial)
 
     def _append(self, trial, result: dict) -> None:
         if trial not in self._rows:
             self._start(trial)
+        if trial in self._keep:
+            keep = self._keep.pop(trial)
+            self._rows[trial] = [r for r in self._rows[trial] if int(float(r[ITERATION])) <= keep]
         self._rows[trial].append(self._row(result))
         self._write(trial)
 
