@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"report:  {report}")
     print(f"page:    {report.with_suffix('.html')}  (one file, images included)")
     print(f"tables:  {out / TABLES_DIR}  ({', '.join(formats)})")
-    print(f"plots:   {out / PLOTS_DIR}  (predictions: {', '.join(PICTURE_FILES.values())})")
+    drawn = [name for name in PICTURE_FILES.values() if (out / PLOTS_DIR / name).is_file()]
+    print(f"plots:   {out / PLOTS_DIR}" + (f"  (predictions: {', '.join(drawn)})" if drawn else ""))
     print(f"data:    {out / TRIALS_FILE}")
     if uri_of(out):  # the analysis of an object store's experiment goes back into it, beside its trials
         print(f"uploaded to {push(out)}")

@@ -214,10 +214,9 @@ def write_mirrored(images: Sequence[str], masks: Sequence[str], orientations: Se
 
 @dataclass(frozen=True)
 class Pictures:
-    """What ``write_pictures`` drew, by role (``layout.PICTURE_FILES``), and the first model's scores."""
+    """What ``write_pictures`` drew, by role (``layout.PICTURE_FILES``)."""
 
     paths: dict[str, Path]
-    scored: object  # val_predictions.Scored of the first model
     shown: int  # images in the gallery
 
 
@@ -243,4 +242,4 @@ def write_pictures(checkpoints: dict[str, Path], out: Path, metric: str, title: 
     paths["confusion"] = draw_confusion(scored.confusion, out / PICTURE_FILES["confusion"],
                                         f"{title}, {first_label}: confusion on {len(scored.names)} validation "
                                         f"images (row-normalised)")
-    return Pictures(paths, scored, len(picked))
+    return Pictures(paths, len(picked))

@@ -15,14 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainable.checkpoints import load_trained_model
-from trainable.config import Config, flatten, with_flags
-from trainable.loaders import val_loader
-from trainable.loop import resolve_device
+from trainable.config import with_flags
 from trainable.metrics import DEFAULT_METRIC, compute_metrics, image_confusion, image_fscores, scores, search_metric
-from trainable.sources import data_root
-from trainable.splits import train_and_val
 from trainable.tta import scaled_probs
+from trainable.val_predictions import Predictor
 
 __all__ = ["print_tta_table", "score_tta"]
 
@@ -32,14 +28,8 @@ def score_tta(checkpoint: str | Path, combos: Sequence[tuple[Sequence[float], bo
               overrides: dict | None = None, metric: str = DEFAULT_METRIC) -> list[dict]:
     """One row per ``(scales, flip)`` combination with every validation metric, best ``metric`` first."""
     search_metric(metric)
-    model, cfg, state = load_trained_model(checkpoint)
-    cfg = Config.from_dict({**flatten(cfg.to_dict()), **with_flags(overrides, data=data)})  # as retrain resolves them
-    device = resolve_device(cfg.train.device)
-    model.to(device)
-    train_info, val_info = train_and_val(data_root(cfg.data), cfg.data)
-    # the checkpoint's own statistics; a checkpoint without them: those of the training images
-    norm = state.get("normalization") or {"mean": train_info.mean, "std": train_info.std}
-    loader = val_loader(cfg, val_info, norm["mean"], norm["std"], 0, device)
+    predictor = Predictor(checkpoint, with_flags(overrides, data=data))  # the flags as retrain resolves them
+    model, device, loader, state = predictor.model, predictor.device, predictor.loader, predictor.state
 
     scales = sorted({s for subset, _ in combos for s in subset})
     confs = [0] * len(combos)

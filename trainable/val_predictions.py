@@ -16,6 +16,7 @@ import torch
 
 from trainable.checkpoints import load_trained_model
 from trainable.classes import NUM_CLASSES
+from trainable.config import Config, flatten
 from trainable.decode import decode_pair
 from trainable.loaders import val_loader
 from trainable.loop import predict_batches, resolve_device
@@ -59,15 +60,18 @@ def spread_indices(n: int, k: int) -> list[int]:
 
 class Predictor:
     """The model of a checkpoint (a trial's ``checkpoint_*`` folder or a retrain's ``model.pt``) on the
-    validation set of its own config, on a GPU if this machine has one (whatever the trial ran on)."""
+    validation set of its own config (``overrides``: dotted keys set on it first, e.g. another
+    ``data.root``), on a GPU if this machine has one (whatever the trial ran on) unless the overrides
+    name ``train.device``."""
 
-    def __init__(self, checkpoint: str | Path):
-        self.model, self.cfg, state = load_trained_model(checkpoint)
-        self.device = resolve_device("auto")
+    def __init__(self, checkpoint: str | Path, overrides: dict | None = None):
+        self.model, cfg, self.state = load_trained_model(checkpoint)
+        self.cfg = Config.from_dict({**flatten(cfg.to_dict()), **(overrides or {})}) if overrides else cfg
+        self.device = resolve_device(self.cfg.train.device if "train.device" in (overrides or {}) else "auto")
         self.model.to(self.device)
         train_info, self.val_info = train_and_val(data_root(self.cfg.data), self.cfg.data)
         # the checkpoint's own statistics; one without them: those of the training images
-        norm = state.get("normalization") or {"mean": train_info.mean, "std": train_info.std}
+        norm = self.state.get("normalization") or {"mean": train_info.mean, "std": train_info.std}
         self.loader = val_loader(self.cfg, self.val_info, norm["mean"], norm["std"], 0, self.device)
 
     def _predict(self, batches):

@@ -21,6 +21,7 @@ from ray.tune.experiment import Trial
 
 from search_spaces.base import rounded
 from search_spaces.driver.record import ExperimentRecord
+from trainable.config import flatten
 from trainable.layout import trial_dir_name
 from trainable.metrics import METRICS
 
@@ -125,12 +126,9 @@ class _Progress(CLIReporter):
         metric = METRICS[self.metric]
         line = (f"best so far: {trial_dir_name(best.trial_id)}, {metric.name} "
                 f"{_score(best.last_result, self.metric):{metric.fmt}} at epoch {_epoch(best.last_result)}")
-        values = [f"{short} {_value(v)}" for key, short in self.columns.items()
-                  if (v := _lookup(best.config, key)) is not _MISSING]
+        config = flatten(best.config)
+        values = [f"{short} {_value(config[key])}" for key, short in self.columns.items() if key in config]
         return line + (f" ({', '.join(values)})" if values else "")
-
-
-_MISSING = object()
 
 
 def _score(result: Mapping, metric: str) -> float | None:
@@ -146,16 +144,6 @@ def _epoch(result: Mapping) -> int:
     """The last epoch a trial reported (the trainable's ``epoch``, else Tune's count of reports), 0 before any."""
     value = result.get("epoch", result.get("training_iteration"))
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
-
-
-def _lookup(config: Mapping, key: str) -> Any:
-    """The value of dotted ``key`` in a nested config, or ``_MISSING``."""
-    node: Any = config
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
 
 
 def _value(value: Any) -> str:
