@@ -135,7 +135,17 @@ class AfterATrialEnded:
 
 
 def _writing_checkpoint(tmp: Path) -> bool:
-    return any(tmp.glob(f"*/{TEMP_MARK}*-{CHECKPOINT_FILE}"))
+    """A temporary checkpoint file in one of ``tmp``'s folders. Other processes' temporary folders
+    come and go there (every import of timm imports wandb, which makes one and removes it at exit),
+    so a folder that vanishes between listing and reading is skipped rather than raised."""
+    for folder in os.scandir(tmp) if tmp.is_dir() else ():
+        try:
+            if folder.is_dir() and any(name.startswith(TEMP_MARK) and name.endswith(f"-{CHECKPOINT_FILE}")
+                                       for name in os.listdir(folder.path)):
+                return True
+        except FileNotFoundError:
+            continue
+    return False
 
 
 def _snapshots(exp: Path) -> set[str]:
