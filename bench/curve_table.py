@@ -189,6 +189,15 @@ class TableBench:
 
         return nest({k: tune.choice(v) for k, v in GRID.items()})
 
+    def flat_space(self) -> dict[str, list]:
+        """Grid key -> its levels (for the peers, which search flat spaces)."""
+        return dict(GRID)
+
+    def epoch_result(self, config: dict, epoch: int) -> dict:
+        """What the configuration's trial reports after ``epoch`` epochs; ``config`` keyed as the grid."""
+        point = tuple(float(config[k]) for k in GRID)
+        return {"val_miou": self.curves[point][epoch - 1], "epoch": epoch, "point": str(point)}
+
     def trainable(self, checkpoints: bool = False):
         """A Tune function trainable that replays the stored curve of its configuration, one report per
         epoch (with ``checkpoints``, a checkpoint per epoch, so that a paused trial resumes where it was)."""

@@ -58,16 +58,22 @@ from bench.curve_table import (  # noqa: E402
     random_full_exact,
     random_full_target,
 )
+from bench.peers import PEERS, available_peers, run_peers  # noqa: E402
 from bench.searches import (  # noqa: E402
+    BENCHMARKS,
     DEFAULT_BENCHMARK,
-    HARTMANN,
     HARTMANN_DEFAULTS,
     REFUSED_ABOVE,
     STRATEGIES,
     HartmannBench,
+    make_bench,
     run_searches,
     search_env,
 )
+
+# the peers of --quick: the others take minutes a search here (Syne Tune's BORE and CQR refit a model on
+# every suggestion)
+QUICK_PEERS = ["optuna tpe+hyperband", "optuna tpe+sha", "syne-tune bohb", "smac hyperband", "dehb"]
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -130,11 +136,13 @@ def replay(args: argparse.Namespace) -> int:
           f"0..{args.seeds - 1}; {args.drivers} searches side by side on one Ray cluster", flush=True)
 
     start = time.time()
-    strategies = [s for s in STRATEGIES if s in args.strategies]
+    strategies = chosen_strategies(args)
     with tempfile.TemporaryDirectory(prefix="search-efficiency-") as tmp:
         jobs = [(s, seed, "table", target, budget, 0, n_startup, tmp) for seed in range(args.seeds)
-                for s in strategies]
-        runs = run_searches(jobs, args.drivers, str(args.curves), args.verbose)
+                for s in strategies if s in STRATEGIES]
+        runs = run_searches(jobs, args.drivers, str(args.curves), args.verbose) if jobs else []
+    runs += run_peers([(s, seed, "table", target, 0, budget, str(args.curves)) for seed in range(args.seeds)
+                       for s in strategies if s in PEERS], args.drivers, args.verbose)
     replay_s = time.time() - start
     print_table(runs, strategies, budget, random_full_exact(curves, target, budget))
     print(f"replay: {len(runs)} searches in {replay_s:.0f} s")
@@ -150,19 +158,26 @@ def published(args: argparse.Namespace) -> int:
 
     search_env()
     benchmarks = [b for b in args.benchmarks if b != "table"]
-    strategies = [s for s in STRATEGIES if s in args.strategies]
+    strategies = chosen_strategies(args)
     n_startup = args.n_startup if args.n_startup is not None else 10
     print(f"machine: {machine()}")
     for name in benchmarks:
-        bench = HartmannBench(name)
+        bench = make_bench(name)
+        if name == "crossing6":
+            print(f"{name:<16}crossing learning curves (bench/crossing.py), 6 dimensions, reported with noise; "
+                  f"target regret {bench.target_regret} at the best epoch")
+            continue
         kind, preset = name.split("-")
         base = getattr(bench.function, "base", bench.function)
         mixed = {"mixed6": ", 3 dimensions a choice of 5 levels",
-                 "budget6": f", x0 + x1 + x2 > {REFUSED_ABOVE} refused (half the cube)"}.get(kind, "")
+                 "budget6": f", x0 + x1 + x2 > {REFUSED_ABOVE} refused (half the cube; the peers do not run it: "
+                            "they have no refused trials)"}.get(kind, "")
         print(f"{name:<16}{base.name} (minimum {base.minimum}){mixed}, "
               f"bias/noise {PRESETS[preset]}; target regret {bench.target_regret}")
-    print(f"search:  ASHA grace {HartmannBench.grace_period}, reduction {HartmannBench.reduction_factor}, max_t "
-          f"{HartmannBench.max_t} (fidelity {', '.join(map(str, bench.fidelities))} at epochs 1..{bench.max_t});\n"
+    hartmann = HartmannBench(DEFAULT_BENCHMARK)
+    print(f"search:  ASHA grace {hartmann.grace_period}, reduction {hartmann.reduction_factor}, max_t "
+          f"{hartmann.max_t} (Hartmann fidelity {', '.join(map(str, hartmann.fidelities))} at epochs "
+          f"1..{hartmann.max_t});\n"
           f"         TPE n_startup_trials {n_startup}; "
           f"{args.budget_epochs} trial-epochs per search, one trial at a time; seeds 0..{args.seeds - 1}", flush=True)
     start = time.time()
@@ -170,8 +185,11 @@ def published(args: argparse.Namespace) -> int:
         # at most as many trials as trial-epochs: a refused trial costs no epoch but takes a trial, as it takes
         # one of the product's --num-samples
         jobs = [(s, seed, b, None, args.budget_epochs, args.budget_epochs, n_startup, tmp)
-                for b in benchmarks for seed in range(args.seeds) for s in strategies]
-        runs = run_searches(jobs, args.drivers, "", args.verbose)
+                for b in benchmarks for seed in range(args.seeds) for s in strategies if s in STRATEGIES]
+        runs = run_searches(jobs, args.drivers, "", args.verbose) if jobs else []
+    runs += run_peers([(s, seed, b, None, args.budget_epochs, args.budget_epochs, "") for b in benchmarks
+                       if not b.startswith("budget6") for seed in range(args.seeds) for s in strategies if s in PEERS],
+                      args.drivers, args.verbose)
     if args.save:
         Path(args.save).write_text(json.dumps(runs))
     ratios = {}
@@ -180,16 +198,32 @@ def published(args: argparse.Namespace) -> int:
     plot_regret(runs, benchmarks, strategies, args.budget_epochs, Path(args.plot))
     print(f"{len(runs)} searches in {time.time() - start:.0f} s; regret curves: {args.plot}")
     default = DEFAULT_BENCHMARK if DEFAULT_BENCHMARK in ratios else benchmarks[0]
-    print(f"asha+tpe / asha+random = {ratios[default]:.2f}  ({default}, median trial-epochs to the target)")
+    against_random, against_peer, peer = ratios[default]
+    print(f"asha+tpe / asha+random = {against_random:.2f}  ({default}, median trial-epochs to the target)")
+    if peer:
+        print(f"asha+tpe / best peer = {against_peer:.2f}  ({default}, {peer})")
     return 0
+
+
+def chosen_strategies(args: argparse.Namespace) -> list[str]:
+    """The strategies asked for, in the table's order, less the peers that cannot run here (each named
+    with its reason; one asked for by name is an error)."""
+    missing = {p: why for p, why in available_peers().items() if why}
+    for peer in (p for p in args.strategies if p in missing):
+        if args.strategies_given:
+            raise SystemExit(f"error: {peer}: {missing[peer]}; pip install -e '.[bench]' (bench/README.md)")
+        print(f"{peer}: left out, {missing[peer]}")
+    return [s for s in [*STRATEGIES, *PEERS] if s in args.strategies and s not in missing]
 
 
 def _final_regret(run: dict) -> float:
     return -run["best"] if math.isfinite(run["best"]) else math.inf
 
 
-def print_hartmann(name: str, runs: list[dict], strategies: list[str], budget: int) -> float:
-    """One benchmark's table; returns the ratio asha+tpe pruned / asha+random of median trial-epochs."""
+def print_hartmann(name: str, runs: list[dict], strategies: list[str], budget: int) -> tuple[float, float, str]:
+    """One benchmark's table; returns the ratios of median trial-epochs asha+tpe pruned / asha+random
+    and asha+tpe pruned / the best peer, and the best peer's name."""
+    strategies = [s for s in strategies if any(r["strategy"] == s for r in runs)]
     def epochs(strategy: str) -> list[float]:
         return _epochs(runs, strategy)
 
@@ -220,7 +254,24 @@ def print_hartmann(name: str, runs: list[dict], strategies: list[str], budget: i
         print(f"  ratio of medians {a} / asha+random: {text}")
         if a == "asha+tpe pruned" and math.isfinite(x) and math.isfinite(y):
             out = x / y
-    return out
+    against_peer, peer = _against_best_peer(runs, strategies)
+    return out, against_peer, peer
+
+
+def _against_best_peer(runs: list[dict], strategies: list[str]) -> tuple[float, str]:
+    """Prints and returns asha+tpe pruned / the peer with the lowest median trial-epochs, and its name."""
+    peers = [s for s in strategies if s in PEERS]
+    if "asha+tpe pruned" not in strategies or not peers:
+        return math.nan, ""
+    best = min(peers, key=lambda p: _quantile(_epochs(runs, p), 0.5))
+    x, y = _quantile(_epochs(runs, "asha+tpe pruned"), 0.5), _quantile(_epochs(runs, best), 0.5)
+    if not (math.isfinite(x) and math.isfinite(y)):
+        print(f"  ratio of medians asha+tpe pruned / best peer ({best}): n/a (a median not reached)")
+        return (0.0 if math.isfinite(x) else math.inf), best
+    lo, hi = _ratio_interval(_epochs(runs, "asha+tpe pruned"), _epochs(runs, best))
+    print(f"  ratio of medians asha+tpe pruned / best peer ({best}): {x / y:5.2f}  (90% bootstrap over seeds "
+          f"{lo:.2f}-{hi:.2f})")
+    return x / y, best
 
 
 def plot_regret(runs: list[dict], benchmarks: list[str], strategies: list[str], budget: int, path: Path) -> None:
@@ -326,6 +377,7 @@ def print_table(runs: list[dict], strategies: list[str], budget: int, exact_full
     for label, a, b in rows:
         results[label], text = ratio(a, b)
         print(f"ratio of medians  {label:<30}{text}")
+    _against_best_peer(runs, strategies)
     print()
     print("acceptance: pruned needs no more trial-epochs than stock: "
           f"{_verdict(results['pruned / stock'], 1.0)}; at most a third of random full's: "
@@ -351,24 +403,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-trials", type=int, default=48, help="trials a search may start before giving up")
     p.add_argument("--n-startup", type=int, help="TPE's random start-up trials (default as launch.py for "
                    "--num-samples REFERENCE_TRIALS: max(3, REFERENCE_TRIALS // 3))")
-    p.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES, metavar="S",
-                   help=f"subset of: {', '.join(STRATEGIES)}")
+    p.add_argument("--strategies", nargs="+", choices=[*STRATEGIES, *PEERS], metavar="S",
+                   help=f"subset of: {', '.join([*STRATEGIES, *PEERS])} (default: all of them that are installed)")
     p.add_argument("--drivers", type=int, default=4, help="searches run side by side (each one trial at a time)")
     p.add_argument("-v", "--verbose", action="store_true", help="print every search")
     p.add_argument("--benchmarks", nargs="+", default=[*HARTMANN_DEFAULTS, "table"], metavar="B",
-                   choices=[*HARTMANN, "table"], help=f"of: {', '.join(HARTMANN)}, table")
+                   choices=[*BENCHMARKS, "table"], help=f"of: {', '.join(BENCHMARKS)}, table")
     p.add_argument("--budget-epochs", type=int, default=600, help="Hartmann: trial-epochs per search")
     p.add_argument("--save", help="Hartmann: write every search's result (JSON) to this file")
     p.add_argument("--plot", default=str(ROOT / "bench" / "search_efficiency.png"), help="regret curves (PNG)")
     p.add_argument("--quick", action="store_true", help=f"{DEFAULT_BENCHMARK} only, asha+tpe pruned against "
-                   "asha+random, 10 seeds, 600 trial-epochs: about 2 minutes")
+                   f"asha+random and the peers of a few seconds a search ({', '.join(QUICK_PEERS)}), 10 seeds, "
+                   "600 trial-epochs: a few minutes")
     args = p.parse_args(argv)
+    args.strategies_given = args.strategies is not None
+    args.strategies = args.strategies or [*STRATEGIES, *PEERS]
     if args.build_table:
         build_table(args.jobs)
         return 0
     if args.quick:
         args.benchmarks, args.budget_epochs = [DEFAULT_BENCHMARK], 600
-        args.strategies = ["asha+tpe pruned", "asha+random"]
+        args.strategies = ["asha+tpe pruned", "asha+random", *QUICK_PEERS]
         args.seeds = min(args.seeds, 10)
     code = published(args) if any(b != "table" for b in args.benchmarks) else 0
     if "table" in args.benchmarks and code == 0:

@@ -16,15 +16,16 @@ from pathlib import Path
 from bench.curve_table import TableBench, load_curves
 from bench.trials import report_epoch, resumed_epochs
 
-__all__ = ["DEFAULT_BENCHMARK", "HARTMANN", "HARTMANN_DEFAULTS", "REFUSED_ABOVE", "STRATEGIES", "TARGET_REGRET",
-           "HartmannBench", "RefusedAsFailure", "TargetStopper", "run_searches", "search_env", "search_once"]
+__all__ = ["BENCHMARKS", "DEFAULT_BENCHMARK", "HARTMANN", "HARTMANN_DEFAULTS", "REFUSED_ABOVE", "STRATEGIES",
+           "TARGET_REGRET", "CrossingBench", "HartmannBench", "RefusedAsFailure", "TargetStopper", "make_bench",
+           "run_searches", "search_env", "search_once"]
 
 from ray.tune.stopper import Stopper
 
 from search_spaces.driver.searcher import PrunedOptunaSearch
 
 STRATEGIES = ("asha+tpe pruned", "asha+tpe stock", "asha+random", "random full", "asha+tpe multivariate",
-              "asha+tpe refused-as-fail", "hyperband+bohb")
+              "asha+tpe refused-as-fail", "asha+tpe 3 brackets", "hyperband+bohb")
 
 
 class RefusedAsFailure(PrunedOptunaSearch):
@@ -66,26 +67,34 @@ class HartmannBench:
         whose first three coordinates sum to more than 1.5 (the minimiser's sum to 0.83)."""
         return self.budgeted and sum(x[:3]) > REFUSED_ABOVE
 
+    def flat_space(self) -> dict[str, list | None]:
+        """Dimension -> its levels, or None for uniform on [0, 1]."""
+        choices = getattr(self.function, "choices", 0)
+        return {f"x{i}": self.function.grid() if i < choices else None for i in range(self.function.dims)}
+
     def param_space(self) -> dict:
         from ray import tune
 
-        choices = getattr(self.function, "choices", 0)
-        grid = self.function.grid() if choices else []
-        return {f"x{i}": tune.choice(grid) if i < choices else tune.uniform(0.0, 1.0)
-                for i in range(self.function.dims)}
+        return {k: tune.uniform(0.0, 1.0) if v is None else tune.choice(v) for k, v in self.flat_space().items()}
+
+    def epoch_result(self, config: dict, epoch: int) -> dict | None:
+        """What a trial of ``config`` reports after ``epoch`` epochs (None: the configuration is refused)."""
+        x = tuple(float(config[f"x{i}"]) for i in range(self.function.dims))
+        if self.refused(x):
+            return None
+        report = {"score": -self.function.value(x, self.fidelities[epoch - 1]), "epoch": epoch, "point": repr(x)}
+        if epoch == self.max_t:
+            report["regret"] = self.function.regret(x)
+        return report
 
     def trainable(self, checkpoints: bool = False):
-        function, max_t, dims, fidelities = self.function, self.max_t, self.function.dims, self.fidelities
-        refused = self.refused
+        max_t, epoch_result = self.max_t, self.epoch_result
 
         def evaluate(config: dict) -> None:
-            x = tuple(float(config[f"x{i}"]) for i in range(dims))
-            if refused(x):
-                return  # as the product's trial refuses a configuration: no report, no error
             for epoch in range(resumed_epochs() + 1, max_t + 1):
-                report = {"score": -function.value(x, fidelities[epoch - 1]), "epoch": epoch, "point": repr(x)}
-                if epoch == max_t:
-                    report["regret"] = function.regret(x)
+                report = epoch_result(config, epoch)
+                if report is None:
+                    return  # as the product's trial refuses a configuration: no report, no error
                 report_epoch(report, checkpoints)
 
         return evaluate
@@ -108,14 +117,42 @@ class HartmannBench:
         return -result["regret"] if "regret" in result else -math.inf
 
 
+class CrossingBench(HartmannBench):
+    """The crossing learning curves of ``bench/crossing.py`` as a search: the metric is the reported
+    (noisy) score; a trial reaches the target when some epoch's noiseless score is within
+    ``target_regret`` of the best any configuration reaches (a trial scores its best epoch, as the
+    product ranks trials)."""
+
+    def __init__(self, name: str = "crossing6", target_regret: float | None = None):
+        from bench.crossing import CrossingCurves
+
+        self.name, self.function, self.budgeted = name, CrossingCurves(), False
+        self.target_regret = TARGET_REGRET["crossing6"] if target_regret is None else target_regret
+
+    def epoch_result(self, config: dict, epoch: int) -> dict:
+        from bench.crossing import OPTIMUM
+
+        x = tuple(float(config[f"x{i}"]) for i in range(self.function.dims))
+        return {"score": self.function.value(x, epoch), "epoch": epoch, "point": repr(x),
+                "regret": OPTIMUM - self.function.true_value(x, epoch)}
+
+
+def make_bench(name: str, target: float | None = None):
+    """The benchmark ``name`` (a Hartmann preset or ``crossing6``) as a search."""
+    return CrossingBench(name, target) if name == "crossing6" else HartmannBench(name, target)
+
+
 # the true regret a search must reach: about 1 in 100 uniformly drawn points is as good (measured on
-# 20,000 draws: mfh6 1.0 %, mfh3 1.1 %, mixed6 1.4 %), so random full training needs about 100 trials
-TARGET_REGRET = {"mfh6": 1.5, "mfh3": 0.3, "mixed6": 1.5, "budget6": 1.5}
+# 20,000 draws: mfh6 1.0 %, mfh3 1.1 %, mixed6 1.4 %, crossing6 1.05 %), so random full training needs
+# about 100 trials
+TARGET_REGRET = {"mfh6": 1.5, "mfh3": 0.3, "mixed6": 1.5, "budget6": 1.5, "crossing6": 0.035}
 REFUSED_ABOVE = 1.5  # budget6: the sum of x0..x2 above which a configuration is refused (half the cube)
-HARTMANN = [f"{kind}-{preset}" for kind in TARGET_REGRET for preset in ("good", "moderate", "bad", "terrible")]
+HARTMANN = [f"{kind}-{preset}" for kind in ("mfh6", "mfh3", "mixed6", "budget6")
+            for preset in ("good", "moderate", "bad", "terrible")]
+BENCHMARKS = [*HARTMANN, "crossing6"]  # every function benchmark (the learning-curve table is "table")
 DEFAULT_BENCHMARK = "mfh6-moderate"
 HARTMANN_DEFAULTS = ["mfh6-good", "mfh6-moderate", "mfh6-bad", "mfh6-terrible", "mfh3-moderate", "mixed6-moderate",
-                     "budget6-moderate"]
+                     "budget6-moderate", "crossing6"]
 
 
 class TargetStopper(Stopper):
@@ -161,6 +198,7 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
     """One search of ``strategy`` with ``seed``, trials one at a time: trial-epochs to the target, or
     (with ``budget_epochs``) on until that many trial-epochs, for the best score reached with them.
     ``resources``: this driver's own Ray resource, so that its trials run one at a time."""
+    import numpy as np
     import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -171,7 +209,7 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
     from search_spaces.driver import make_searcher
 
     name = f"{bench.name}-{strategy.replace(' ', '-').replace('+', '-')}-seed{seed}"
-    if strategy == "asha+tpe pruned":
+    if strategy in ("asha+tpe pruned", "asha+tpe 3 brackets"):
         search_alg = make_searcher(storage / f"{name}.journal", name, seed, [], max_t=bench.max_t,
                                    n_startup_trials=n_startup, metric=bench.metric)
     elif strategy in ("asha+tpe multivariate", "asha+tpe refused-as-fail"):
@@ -204,9 +242,13 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
         scheduler = HyperBandForBOHB(time_attr="training_iteration", max_t=bench.max_t,
                                      reduction_factor=bench.reduction_factor)
     else:
+        # "3 brackets": Ray's ASHA with HyperBand's brackets, first rungs at grace, grace * r and grace * r ** 2
+        # (each trial drawn into one, most into the first), so that some slow starters are never stopped early
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=bench.max_t, grace_period=bench.grace_period,
-                                  reduction_factor=bench.reduction_factor)
+                                  reduction_factor=bench.reduction_factor,
+                                  brackets=3 if strategy == "asha+tpe 3 brackets" else 1)
     stopper = TargetStopper(bench, to_budget=bool(budget_epochs), budget_epochs=budget_epochs)
+    np.random.seed(seed)  # Ray's ASHA draws each trial's bracket from numpy's global generator
     tuner = tune.Tuner(
         # one trial at a time: the driver's own resource. The searchers that sample from results also get
         # a concurrency limit of 1; HyperBand's brackets must not (a paused trial would hold the limiter's one
@@ -248,7 +290,7 @@ def _driver_init(address: str, curves_path: str, slots) -> None:
 
 def _driver_search(job: tuple) -> dict:
     strategy, seed, bench_name, target, budget, budget_epochs, n_startup, storage = job
-    bench = TableBench(_WORKER["curves"], target) if bench_name == "table" else HartmannBench(bench_name, target)
+    bench = TableBench(_WORKER["curves"], target) if bench_name == "table" else make_bench(bench_name, target)
     return {"benchmark": bench_name,
             **search_once(strategy, seed, bench, budget, n_startup, Path(storage), budget_epochs,
                           {_slot(_WORKER["slot"]): 1})}
