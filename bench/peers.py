@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.searches import TargetStopper
+from bench.searches import TargetStopper, print_run
 
 __all__ = ["PEERS", "available_peers", "run_peer", "run_peers"]
 
@@ -223,7 +223,5 @@ def run_peers(jobs: list[tuple], processes: int, verbose: bool) -> list[dict]:
         for run in pool.imap_unordered(_peer_job, jobs):
             runs.append(run)
             if verbose:
-                print(f"  {run['benchmark']:<14} {run['strategy']:<20} seed {run['seed']:2d}: "
-                      f"{run['epochs_to_target']} trial-epochs to target, {run['trials']} trials, "
-                      f"{run['seconds']:.1f} s", flush=True)
+                print_run(run)
     return runs

@@ -18,7 +18,7 @@ from bench.trials import report_epoch, resumed_epochs
 
 __all__ = ["BENCHMARKS", "DEFAULT_BENCHMARK", "HARTMANN", "HARTMANN_DEFAULTS", "REFUSED_ABOVE", "STRATEGIES",
            "TARGET_REGRET", "CrossingBench", "HartmannBench", "RefusedAsFailure", "TargetStopper", "make_bench",
-           "run_searches", "search_env", "search_once"]
+           "print_run", "run_searches", "search_env", "search_once"]
 
 from ray.tune.stopper import Stopper
 
@@ -319,14 +319,18 @@ def run_searches(jobs: list[tuple], drivers: int, curves_path: str, verbose: boo
             for run in pool.imap_unordered(_driver_search, jobs):
                 runs.append(run)
                 if verbose:
-                    print(f"  {run['benchmark']:<14} {run['strategy']:<16} seed {run['seed']:2d}: "
-                          f"{run['epochs_to_target']} trial-epochs to target, {run['trials']} trials, best "
-                          f"{run['best']:.3f}, {run['seconds']:.1f} s", flush=True)
+                    print_run(run)
             pool.close()  # let the drivers disconnect from Ray and exit, rather than be terminated
             pool.join()
     finally:
         ray.shutdown()
     return runs
+
+
+def print_run(run: dict) -> None:
+    """One search's line of ``--verbose``."""
+    print(f"  {run['benchmark']:<14} {run['strategy']:<20} seed {run['seed']:2d}: {run['epochs_to_target']} "
+          f"trial-epochs to target, {run['trials']} trials, best {run['best']:.3f}, {run['seconds']:.1f} s", flush=True)
 
 
 def search_env() -> None:
