@@ -19,7 +19,14 @@ Strategies, each searching ``tune.choice`` over the grid levels (so every sample
 - ``asha+tpe multivariate``: the PRUNED coupling with Optuna 5's default (multivariate) TPE;
 - ``asha+tpe refused-as-fail``: the PRUNED coupling as it was before refused configurations became
   infeasible (told FAIL), for the ``budget6`` benchmark, whose refused half stands for a parameter budget;
-- ``hyperband+bohb``: Ray's ``TuneBOHB`` with ``HyperBandForBOHB`` (needs ``hpbandster`` and ``ConfigSpace``).
+- ``asha+tpe 3 brackets``: the default's searcher behind Ray's ASHA with ``brackets=3`` (later brackets
+  start stopping later), for benchmarks where early scores lie (``crossing6``);
+- ``hyperband+tpe pruned``: the default's searcher behind the product's ``--scheduler hyperband``;
+- ``hyperband+bohb``: Ray's ``TuneBOHB`` with ``HyperBandForBOHB`` (needs ``hpbandster`` and ``ConfigSpace``);
+- the peers of ``bench/peers.py`` (Optuna alone, Syne Tune, SMAC3, DEHB), one process each, no Ray.
+
+Benchmarks (``--benchmarks``): the MF-Hartmann presets of ``bench/hartmann.py``, the crossing learning
+curves of ``bench/crossing.py`` (``crossing6``) and the learning-curve table (``table``).
 
 Target: the median, over random searches of ``--reference-trials`` fully trained trials, of the
 best val mIoU found (a trial scores its best epoch, as the project reports trials), computed

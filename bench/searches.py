@@ -25,7 +25,7 @@ from ray.tune.stopper import Stopper
 from search_spaces.driver.searcher import PrunedOptunaSearch
 
 STRATEGIES = ("asha+tpe pruned", "asha+tpe stock", "asha+random", "random full", "asha+tpe multivariate",
-              "asha+tpe refused-as-fail", "asha+tpe 3 brackets", "hyperband+bohb")
+              "asha+tpe refused-as-fail", "asha+tpe 3 brackets", "hyperband+tpe pruned", "hyperband+bohb")
 
 
 class RefusedAsFailure(PrunedOptunaSearch):
@@ -209,7 +209,7 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
     from search_spaces.driver import make_searcher
 
     name = f"{bench.name}-{strategy.replace(' ', '-').replace('+', '-')}-seed{seed}"
-    if strategy in ("asha+tpe pruned", "asha+tpe 3 brackets"):
+    if strategy in ("asha+tpe pruned", "asha+tpe 3 brackets", "hyperband+tpe pruned"):
         search_alg = make_searcher(storage / f"{name}.journal", name, seed, [], max_t=bench.max_t,
                                    n_startup_trials=n_startup, metric=bench.metric)
     elif strategy in ("asha+tpe multivariate", "asha+tpe refused-as-fail"):
@@ -233,9 +233,14 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
     else:
         # its own limit: Tune ignores max_concurrent_trials for a BasicVariantGenerator passed in
         search_alg = BasicVariantGenerator(random_state=seed, max_concurrent=1)
-    pauses = strategy == "hyperband+bohb"
+    pauses = strategy in ("hyperband+bohb", "hyperband+tpe pruned")
     if strategy == "random full":
         scheduler = FIFOScheduler()
+    elif strategy == "hyperband+tpe pruned":  # the product's --scheduler hyperband
+        from search_spaces.hyperband import LastRungEnds
+
+        scheduler = LastRungEnds(time_attr="training_iteration", max_t=bench.max_t,
+                                 reduction_factor=bench.reduction_factor)
     elif pauses:
         from ray.tune.schedulers import HyperBandForBOHB
 
