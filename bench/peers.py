@@ -108,6 +108,7 @@ def _configspace(bench, seed: int):
 
 def _smac(bench, seed: int, counter: TargetStopper, trials: int, folder: Path) -> None:
     from smac import MultiFidelityFacade, Scenario
+    from smac.main.exceptions import ConfigurationSpaceExhaustedException
     from smac.runhistory.dataclasses import TrialValue
 
     def never_called(config, seed: int = 0, budget: float = 0.0) -> float:
@@ -118,7 +119,10 @@ def _smac(bench, seed: int, counter: TargetStopper, trials: int, folder: Path) -
     smac = MultiFidelityFacade(scenario, never_called, overwrite=True, logging_level=logging.ERROR,
                                intensifier=MultiFidelityFacade.get_intensifier(scenario, eta=bench.reduction_factor))
     for key in range(trials):
-        info = smac.ask()
+        try:
+            info = smac.ask()
+        except ConfigurationSpaceExhaustedException:  # SMAC never repeats one: on a small grid its search ends
+            return
         value = _train_from_scratch(bench, dict(info.config), round(info.budget), key, counter)
         if counter.stop_all():
             return
