@@ -211,6 +211,7 @@ def _peer_job(job: tuple) -> dict:
     from bench.searches import make_bench
 
     warnings.simplefilter("ignore")  # the peers' own deprecation and future warnings, once per evaluation
+    logging.getLogger("syne_tune").setLevel(logging.ERROR)  # a warning per search about its own defaults
     peer, seed, name, target, budget_epochs, trials, curves = job
     bench = TableBench(load_curves(Path(curves)), target) if name == "table" else make_bench(name, target)
     return {"benchmark": name, **run_peer(peer, seed, bench, budget_epochs, trials)}

@@ -206,7 +206,8 @@ def published(args: argparse.Namespace) -> int:
     print(f"{len(runs)} searches in {time.time() - start:.0f} s; regret curves: {args.plot}")
     default = DEFAULT_BENCHMARK if DEFAULT_BENCHMARK in ratios else benchmarks[0]
     against_random, against_peer, peer = ratios[default]
-    print(f"asha+tpe / asha+random = {against_random:.2f}  ({default}, median trial-epochs to the target)")
+    if {"asha+tpe pruned", "asha+random"} <= set(strategies):
+        print(f"asha+tpe / asha+random = {against_random:.2f}  ({default}, median trial-epochs to the target)")
     if peer:
         print(f"asha+tpe / best peer = {against_peer:.2f}  ({default}, {peer})")
     return 0
@@ -301,6 +302,8 @@ def plot_regret(runs: list[dict], benchmarks: list[str], strategies: list[str], 
     rows = -(-len(benchmarks) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols + 2, 3.6 * rows), squeeze=False, layout="constrained")
     steps = np.arange(1, budget + 1)
+    colours = {s: plt.get_cmap("tab10")(i % 10) for i, s in enumerate(strategies)}  # a strategy's, every panel
+    legend: dict[str, object] = {}
     for ax, name in zip(axes.flat, benchmarks):
         for s in strategies:
             curves = []
@@ -315,17 +318,18 @@ def plot_regret(runs: list[dict], benchmarks: list[str], strategies: list[str], 
             with np.errstate(invalid="ignore"):  # quartiles of seeds that found nothing yet: inf
                 q = np.percentile(np.asarray(curves), [25, 50, 75], axis=0)
             # the product's default bold, the peers dashed: which line is whose at a glance
-            line, = ax.plot(steps, q[1], label=s, linewidth=2.4 if s == "asha+tpe pruned" else 1.2,
-                            linestyle="--" if s in PEERS else "-")
-            ax.fill_between(steps, q[0], q[2], alpha=0.12, color=line.get_color())
-        ax.axhline(make_bench(name).target_regret, color="black", linewidth=0.8, linestyle=":", label="target")
+            legend[s], = ax.plot(steps, q[1], label=s, color=colours[s], linestyle="--" if s in PEERS else "-",
+                                 linewidth=2.4 if s == "asha+tpe pruned" else 1.2)
+            ax.fill_between(steps, q[0], q[2], alpha=0.12, color=colours[s])
+        legend["target"] = ax.axhline(make_bench(name).target_regret, color="black", linewidth=0.8, linestyle=":")
         ax.set_yscale("log")
         ax.set_title(name)
         ax.set_xlabel("trial-epochs")
         ax.set_ylabel("best true regret")
     for ax in list(axes.flat)[len(benchmarks):]:
         ax.axis("off")
-    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside right center", fontsize=8)  # off the curves
+    labels = [s for s in [*strategies, "target"] if s in legend]
+    fig.legend([legend[s] for s in labels], labels, loc="outside right center", fontsize=8)  # off the curves
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
