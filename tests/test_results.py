@@ -59,3 +59,14 @@ def test_a_trial_that_reports_nothing_again_keeps_every_row(reported):
 def test_a_new_trial_starts_an_empty_record(tmp_path):
     ResultRecord().log_trial_start(_Trial(tmp_path / "t", checkpoint_iteration=None))
     assert (tmp_path / "t" / "result.json").read_text() == ""
+
+
+def test_a_trial_restarted_without_a_start_onto_an_older_checkpoint_reports_each_epoch_once(reported):
+    # PBT exploiting a running trial onto a donor's checkpoint: Tune restarts it without log_trial_start,
+    # and its next report repeats an iteration the record already holds
+    record, trial = ResultRecord(), _Trial(reported, checkpoint_iteration=3)
+    record.log_trial_start(trial)
+    record.log_trial_result(2, trial, {"training_iteration": 2, "epoch": 2, "again": True})
+    record.log_trial_result(3, trial, {"training_iteration": 3, "epoch": 3})
+    assert _rows(reported) == [1, 2, 3]
+    assert json.loads((reported / "result.json").read_text().splitlines()[1])["again"]

@@ -15,7 +15,8 @@ storage always holds every row the driver has seen. Nothing is written to the st
 background sync never carries an older copy over a newer one. After every (re)start the record is
 rewound, at the trial's first report, to the rows up to the checkpoint it resumes from (none without
 a checkpoint): the epochs it trains again are reported again, once; a trial that reports nothing
-again keeps its rows.
+again keeps its rows. And a report replaces any rows at or past its own iteration, for the restarts
+that come without a start (PBT exploiting a running trial onto an older checkpoint).
 
 They subclass Ray's loggers so that Tune, which adds its own where none is given, adds none.
 """
@@ -78,6 +79,10 @@ class _StorageRecord:
         if trial in self._keep:
             keep = self._keep.pop(trial)
             self._rows[trial] = [r for r in self._rows[trial] if int(float(r[ITERATION])) <= keep]
+        if ITERATION in result:
+            # a report is the newest of its trial: rows at or past its iteration are of a run the trial
+            # left, even where Tune restarted it without a start (PBT exploiting it onto an older checkpoint)
+            self._rows[trial] = [r for r in self._rows[trial] if int(float(r[ITERATION])) < int(result[ITERATION])]
         self._rows[trial].append(self._row(result))
         self._write(trial)
 
