@@ -209,7 +209,8 @@ def published(args: argparse.Namespace) -> int:
     if {"asha+tpe pruned", "asha+random"} <= set(strategies):
         print(f"asha+tpe / asha+random = {against_random:.2f}  ({default}, median trial-epochs to the target)")
     if peer:
-        print(f"asha+tpe / best peer = {against_peer:.2f}  ({default}, {peer})")
+        shown = f"{against_peer:.2f}" if math.isfinite(against_peer) else "n/a (a median not reached)"
+        print(f"asha+tpe / best peer = {shown}  ({default}, {peer})")
     return 0
 
 
@@ -283,7 +284,7 @@ def _against_best_peer(runs: list[dict], strategies: list[str], ours: str = "ash
     if not (math.isfinite(x) and math.isfinite(y)):
         print(f"  ratio of medians {ours} / best peer ({best}): n/a (a median not reached); median regret "
               f"{regret(ours):.3f} against {regret(best):.3f}")
-        return (0.0 if math.isfinite(x) else math.inf), best
+        return math.nan, best
     lo, hi = _ratio_interval(_epochs(runs, ours), _epochs(runs, best))
     print(f"  ratio of medians {ours} / best peer ({best}): {x / y:5.2f}  (90% bootstrap over seeds "
           f"{lo:.2f}-{hi:.2f})")
