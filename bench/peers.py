@@ -199,9 +199,7 @@ def run_peer(peer: str, seed: int, bench, budget_epochs: int, trials: int) -> di
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="peer-") as folder:
         PEERS[peer][0](bench, seed, counter, trials, Path(folder))
-    return {"strategy": peer, "seed": seed, "epochs_to_target": counter.epochs_to_target, "epochs": counter.epochs,
-            "trials": len(counter.trials), "repeats": counter.repeats, "refused": 0, "best": counter.best,
-            "curve": counter.curve, "seconds": time.time() - start}
+    return {"strategy": peer, "seed": seed, **counter.record(), "refused": 0, "seconds": time.time() - start}
 
 
 def _peer_job(job: tuple) -> dict:

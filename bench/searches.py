@@ -187,6 +187,11 @@ class TargetStopper(Stopper):
             self.epochs_to_target = self.epochs
         return False
 
+    def record(self) -> dict:
+        """What one search's line of the comparison holds of the count."""
+        return {"epochs_to_target": self.epochs_to_target, "epochs": self.epochs, "trials": len(self.trials),
+                "repeats": self.repeats, "best": self.best, "curve": self.curve}
+
     def stop_all(self) -> bool:
         if self.budget_epochs and self.epochs >= self.budget_epochs:
             return True
@@ -268,9 +273,7 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
     start = time.time()
     results = tuner.fit()
     refused = sum(bench.metric not in r.metrics for r in results)  # ended without a report
-    return {"strategy": strategy, "seed": seed, "epochs_to_target": stopper.epochs_to_target,
-            "epochs": stopper.epochs, "trials": len(stopper.trials), "repeats": stopper.repeats, "refused": refused,
-            "best": stopper.best, "curve": stopper.curve, "seconds": time.time() - start}
+    return {"strategy": strategy, "seed": seed, **stopper.record(), "refused": refused, "seconds": time.time() - start}
 
 
 
