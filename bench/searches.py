@@ -25,7 +25,8 @@ from ray.tune.stopper import Stopper
 from search_spaces.driver.searcher import PrunedOptunaSearch
 
 STRATEGIES = ("asha+tpe pruned", "asha+tpe stock", "asha+random", "random full", "asha+tpe multivariate",
-              "asha+tpe refused-as-fail", "asha+tpe 3 brackets", "hyperband+tpe pruned", "hyperband+bohb")
+              "asha+tpe repeats", "asha+tpe refused-as-fail", "asha+tpe 3 brackets", "hyperband+tpe pruned",
+              "hyperband+bohb")
 
 
 class RefusedAsFailure(PrunedOptunaSearch):
@@ -217,12 +218,15 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
     if strategy in ("asha+tpe pruned", "asha+tpe 3 brackets", "hyperband+tpe pruned"):
         search_alg = make_searcher(storage / f"{name}.journal", name, seed, [], max_t=bench.max_t,
                                    n_startup_trials=n_startup, metric=bench.metric)
-    elif strategy in ("asha+tpe multivariate", "asha+tpe refused-as-fail"):
+    elif strategy in ("asha+tpe multivariate", "asha+tpe repeats", "asha+tpe refused-as-fail"):
         from search_spaces.driver.searcher import journal_storage
 
         if strategy == "asha+tpe multivariate":
             # the PRUNED coupling with Optuna 5's default TPE (multivariate for one objective), the product's before
             cls, sampler = PrunedOptunaSearch, optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup)
+        elif strategy == "asha+tpe repeats":
+            # the product's TPE without search_spaces.unvisited: on a finite space it may draw a tried configuration
+            cls, sampler = PrunedOptunaSearch, SEARCHERS["tpe"].build(seed, n_startup).sampler
         else:
             cls, sampler = RefusedAsFailure, SEARCHERS["tpe"].build(seed, n_startup)
         search_alg = cls(metric=bench.metric, mode="max", sampler=sampler,

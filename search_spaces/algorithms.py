@@ -26,16 +26,20 @@ class Algorithm:
 def _tpe(seed: int, n_startup_trials: int):
     import optuna
 
+    from search_spaces.unvisited import Unvisited
+
     # one density per parameter: Optuna 5's default (multivariate for one objective) needed more trial-epochs
     # than ASHA + random sampling on the MF-Hartmann-6 benchmarks, and got stuck on the poorly correlated ones
     # (bench/README.md, "The multi-fidelity Hartmann benchmarks")
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, multivariate=False)
+    return Unvisited(optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, multivariate=False), seed)
 
 
 def _random(seed: int, n_startup_trials: int):
     import optuna
 
-    return optuna.samplers.RandomSampler(seed=seed)
+    from search_spaces.unvisited import Unvisited
+
+    return Unvisited(optuna.samplers.RandomSampler(seed=seed), seed)
 
 
 def _asha(record):
@@ -69,10 +73,12 @@ def _pb2(record):
     return pb2(record.search_space, record.perturbation_interval, record.seed, record.max_t)
 
 
+_NO_REPEATS = "no configuration tried twice on a finite space"
 SEARCHERS = {
-    "tpe": Algorithm("TPE", "Optuna TPE sampler (univariate)", "Optuna TPE, univariate (seed {seed})", _tpe),
-    "random": Algorithm("random sampling", "random sampling (Optuna's RandomSampler)", "random sampling (seed {seed})",
-                        _random),
+    "tpe": Algorithm("TPE", f"Optuna TPE sampler (univariate; {_NO_REPEATS})", "Optuna TPE, univariate (seed {seed})",
+                     _tpe),
+    "random": Algorithm("random sampling", f"random sampling (Optuna's RandomSampler; {_NO_REPEATS})",
+                        "random sampling (seed {seed})", _random),
 }
 SCHEDULERS = {
     "asha": Algorithm("ASHA", "ASHA scheduler (asynchronous successive halving)",

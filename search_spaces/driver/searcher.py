@@ -8,8 +8,10 @@ are COMPLETE with their final score; errored ones FAIL, and so do diverged ones 
 the trial's last report has a ``stop_reason``, kept as the Optuna trial's user attribute of that
 name). A trial whose configuration the rules refused (no report, no error) is PRUNED with the
 constraint ``refused`` violated: infeasible, which TPE ranks below every feasible trial rather than
-leaving it out of its model. The study lives in a journal file in the experiment directory
-(``layout.JOURNAL_FILE``) so ``optuna-dashboard`` can open it during and after the run.
+leaving it out of its model. On a finite space the sampler draws no configuration twice
+(``search_spaces.unvisited``), and the search ends once it has tried them all. The study lives in
+a journal file in the experiment directory (``layout.JOURNAL_FILE``) so ``optuna-dashboard`` can
+open it during and after the run.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from ray.tune.search import SearchGenerator
+from ray.tune.search import Searcher, SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from search_spaces.algorithms import SEARCHERS
 from search_spaces.base import rounded
+from search_spaces.unvisited import Unvisited, tried_all
 from trainable.layout import JOURNAL_FILE
 from trainable.metrics import DEFAULT_METRIC
 from trainable.objectstore import push, uri_of
@@ -80,7 +83,13 @@ class PrunedOptunaSearch(OptunaSearch):
                                            sampler=self._ot_study.sampler, pruner=self._ot_study.pruner)
         self._ot_trials = {tid: optuna.trial.Trial(self._ot_study, t._trial_id) for tid, t in self._ot_trials.items()}
 
-    def suggest(self, trial_id: str) -> dict | None:
+    def suggest(self, trial_id: str) -> dict | str | None:
+        if (trial_id not in self._ot_trials and self._ot_study is not None
+                and isinstance(self._ot_study.sampler, Unvisited) and tried_all(self._ot_study)):
+            # a trial trains with the search's seed: another would copy a result the study holds
+            logger.warning("every configuration of the finite search space has been tried (warm-started trials "
+                           "included): no more trials start")
+            return Searcher.FINISHED
         config = super().suggest(trial_id)
         if trial_id in self._ot_trials:  # lets a resumed trial find its own record in the journal
             self._ot_trials[trial_id].set_user_attr(TUNE_TRIAL_ATTR, trial_id)
