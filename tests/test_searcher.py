@@ -42,3 +42,21 @@ def test_a_refused_configuration_is_infeasible_and_tpe_learns_to_avoid_it(tmp_pa
     # half the range is refused; told FAIL, TPE kept proposing it (its unexplored region) in most trials
     after_startup = xs[5:]
     assert sum(x > 0.5 for x in after_startup) <= len(after_startup) // 4
+
+
+def test_a_trials_last_result_told_twice_is_kept_once_without_optunas_warning(tmp_path):
+    # Tune passes a trial's last result to on_trial_result and again to on_trial_complete
+    import warnings
+
+    searcher = make_searcher(tmp_path / "study.journal", "s", seed=0, points_to_evaluate=[], max_t=2,
+                             n_startup_trials=5, metric="score", mode="max")
+    searcher.set_search_properties("score", "max", {"x": tune.uniform(0.0, 1.0)})
+    searcher.suggest("t0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna's "step=2 is already reported" would raise here
+        for step in (1, 2):
+            result = {"score": 0.1 * step, "training_iteration": step}
+            searcher.on_trial_result("t0", result)
+        searcher.on_trial_complete("t0", result)
+    trial = searcher._ot_study.trials[0]
+    assert trial.state == TrialState.COMPLETE and trial.intermediate_values == {1: 0.1, 2: 0.2}

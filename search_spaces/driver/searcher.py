@@ -112,8 +112,8 @@ class PrunedOptunaSearch(OptunaSearch):
         result = result or {}
         value, step = result.get(self.metric), result.get("training_iteration")
         ot_trial = self._ot_trials[trial_id]
-        if value is not None and step is not None and math.isfinite(value):
-            # the result that ends a trial reaches on_trial_complete only: keep it as a step too
+        if value is not None and step is not None and math.isfinite(value) and not self._reported(ot_trial, step):
+            # the result that ends a trial may reach on_trial_complete only: keep it as a step too
             try:
                 ot_trial.report(value, step)
             except RuntimeError:
@@ -146,6 +146,11 @@ class PrunedOptunaSearch(OptunaSearch):
         except (ValueError, RuntimeError) as exc:  # e.g. a resumed trial the study had already ended
             logger.warning("could not record trial %s in the Optuna study: %s", trial_id, exc)
         self._completed_trials.add(trial_id)
+
+
+    def _reported(self, ot_trial: optuna.Trial, step: int) -> bool:
+        # Optuna warns on every second report of a step (a UserWarning on the console at each trial's end)
+        return step in self._ot_study.get_trials(deepcopy=False)[ot_trial.number].intermediate_values
 
 
 class TrialsOfRecord(SearchGenerator):
