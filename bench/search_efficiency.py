@@ -17,6 +17,8 @@ Strategies, each searching ``tune.choice`` over the grid levels (so every sample
 - ``asha+random``: ASHA + random sampling;
 - ``random full``: random sampling, every trial trained to the last epoch;
 - ``asha+tpe multivariate``: the PRUNED coupling with Optuna 5's default (multivariate) TPE;
+- ``asha+tpe 12 candidates`` / ``asha+tpe 5 start-up``: the default with TPE's ``n_ei_candidates=12``
+  (24 by default) / ``n_startup_trials=5`` (the benchmark's, ``--n-startup``, otherwise);
 - ``asha+tpe repeats``: the default without ``search_spaces.unvisited``, free to draw a configuration
   it already tried (on the table's finite grid);
 - ``asha+tpe refused-as-fail``: the PRUNED coupling as it was before refused configurations became

@@ -17,14 +17,20 @@ from bench.curve_table import TableBench, load_curves
 from bench.trials import report_epoch, resumed_epochs
 
 __all__ = ["BENCHMARKS", "DEFAULT_BENCHMARK", "HARTMANN", "HARTMANN_DEFAULTS", "REFUSED_ABOVE", "STRATEGIES",
-           "TARGET_REGRET", "CrossingBench", "HartmannBench", "RefusedAsFailure", "TargetStopper", "make_bench",
-           "print_run", "run_searches", "search_env", "search_once"]
+           "TARGET_REGRET", "TPE_VARIANTS", "CrossingBench", "HartmannBench", "RefusedAsFailure", "TargetStopper",
+           "make_bench", "print_run", "run_searches", "search_env", "search_once"]
 
 from ray.tune.stopper import Stopper
 
 from search_spaces.driver.searcher import PrunedOptunaSearch
 
-STRATEGIES = ("asha+tpe pruned", "asha+tpe stock", "asha+random", "random full", "asha+tpe multivariate",
+# the default's sampler (search_spaces.algorithms) with one of TPE's settings changed
+TPE_VARIANTS = {
+    "asha+tpe multivariate": {"multivariate": True},  # Optuna 5's default for one objective, the product's before
+    "asha+tpe 12 candidates": {"n_ei_candidates": 12},  # half the draws ranked by l(x)/g(x): more exploration
+    "asha+tpe 5 start-up": {"n_startup_trials": 5},  # TPE's model from the 6th trial on, for short budgets
+}
+STRATEGIES = ("asha+tpe pruned", "asha+tpe stock", "asha+random", "random full", *TPE_VARIANTS,
               "asha+tpe repeats", "asha+tpe refused-as-fail", "asha+tpe 3 brackets", "hyperband+tpe pruned",
               "hyperband+bohb")
 
@@ -218,12 +224,15 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
     if strategy in ("asha+tpe pruned", "asha+tpe 3 brackets", "hyperband+tpe pruned"):
         search_alg = make_searcher(storage / f"{name}.journal", name, seed, [], max_t=bench.max_t,
                                    n_startup_trials=n_startup, metric=bench.metric)
-    elif strategy in ("asha+tpe multivariate", "asha+tpe repeats", "asha+tpe refused-as-fail"):
+    elif strategy in ("asha+tpe repeats", "asha+tpe refused-as-fail", *TPE_VARIANTS):
         from search_spaces.driver.searcher import journal_storage
+        from search_spaces.unvisited import Unvisited
 
-        if strategy == "asha+tpe multivariate":
-            # the PRUNED coupling with Optuna 5's default TPE (multivariate for one objective), the product's before
-            cls, sampler = PrunedOptunaSearch, optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup)
+        if strategy in TPE_VARIANTS:
+            settings = {"seed": seed, "n_startup_trials": n_startup, "multivariate": False, **TPE_VARIANTS[strategy]}
+            sampler = optuna.samplers.TPESampler(**settings)
+            # Unvisited draws each parameter on its own, which a multivariate sampler must not be made to do
+            cls, sampler = PrunedOptunaSearch, sampler if settings["multivariate"] else Unvisited(sampler, seed)
         elif strategy == "asha+tpe repeats":
             # the product's TPE without search_spaces.unvisited: on a finite space it may draw a tried configuration
             cls, sampler = PrunedOptunaSearch, SEARCHERS["tpe"].build(seed, n_startup).sampler

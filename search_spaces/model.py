@@ -3,6 +3,8 @@
 Combinations over ``model.max_params`` are refused by the trial before it trains (seconds, no
 training) and reach the searcher as infeasible, so TPE learns where the budget ends and proposes
 them less and less (``search_spaces.driver.searcher``); set ``--max-params 0`` to lift the budget.
+Every key is a choice, so the space is finite: a search tries each combination once at most and
+ends when it has tried them all (``search_spaces.unvisited``).
 """
 
 from search_spaces.base import SearchSpace, choice
