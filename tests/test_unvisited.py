@@ -68,6 +68,7 @@ def test_a_grid_larger_than_the_listing_limit_is_left_to_the_sampler():
 
     study = _study(Unvisited(optuna.samplers.RandomSampler(seed=0), 0), 3, objective)
     assert finite_space(study) == {}
+    assert _configurations(study) == _configurations(_study(optuna.samplers.RandomSampler(seed=0), 3, objective))
 
 
 def test_a_real_search_ends_when_it_has_tried_every_configuration(tmp_path):
