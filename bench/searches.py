@@ -32,7 +32,8 @@ TPE_VARIANTS = {
 }
 STRATEGIES = ("asha+tpe pruned", "asha+tpe stock", "asha+random", "random full", *TPE_VARIANTS,
               "asha+tpe repeats", "asha+tpe refused-as-fail", "asha+tpe 3 brackets", "hyperband+tpe pruned",
-              "hyperband+bohb")
+              "hyperband+bohb", "asha+tpe 9-5-3 brackets",
+              "asha+tpe multivariate 9-5-3 brackets")
 
 
 class RefusedAsFailure(PrunedOptunaSearch):
@@ -43,6 +44,26 @@ class RefusedAsFailure(PrunedOptunaSearch):
         refused = not error and (result or {}).get("training_iteration") is None
         super().on_trial_complete(trial_id, result, error or refused)
 
+
+
+def _weighted_brackets():
+    from ray.tune.schedulers import ASHAScheduler
+
+    class WeightedBrackets(ASHAScheduler):
+        """Ray's ASHA with a bracket per weight, each trial drawn into one with those odds (Optuna's
+        HyperbandPruner allots 9 : 5 : 3 over brackets whose first rungs are at 1, 3 and 9 of 9 epochs)."""
+
+        def __init__(self, weights: list[float], **kwargs) -> None:
+            super().__init__(brackets=len(weights), **kwargs)
+            self._odds = [w / sum(weights) for w in weights]
+
+        def on_trial_add(self, tune_controller, trial) -> None:
+            import numpy as np
+
+            super().on_trial_add(tune_controller, trial)
+            self._trial_info[trial.trial_id] = self._brackets[np.random.choice(len(self._odds), p=self._odds)]
+
+    return WeightedBrackets
 
 
 class HartmannBench:
@@ -221,15 +242,17 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
     from search_spaces.driver import make_searcher
 
     name = f"{bench.name}-{strategy.replace(' ', '-').replace('+', '-')}-seed{seed}"
-    if strategy in ("asha+tpe pruned", "asha+tpe 3 brackets", "hyperband+tpe pruned"):
+    if strategy in ("asha+tpe pruned", "asha+tpe 3 brackets", "asha+tpe 9-5-3 brackets", "hyperband+tpe pruned"):
         search_alg = make_searcher(storage / f"{name}.journal", name, seed, [], max_t=bench.max_t,
                                    n_startup_trials=n_startup, metric=bench.metric)
-    elif strategy in ("asha+tpe repeats", "asha+tpe refused-as-fail", *TPE_VARIANTS):
+    elif strategy in ("asha+tpe repeats", "asha+tpe refused-as-fail", "asha+tpe multivariate 9-5-3 brackets",
+                      *TPE_VARIANTS):
         from search_spaces.driver.searcher import journal_storage
         from search_spaces.unvisited import Unvisited
 
-        if strategy in TPE_VARIANTS:
-            settings = {"seed": seed, "n_startup_trials": n_startup, "multivariate": False, **TPE_VARIANTS[strategy]}
+        if strategy in TPE_VARIANTS or "multivariate" in strategy:
+            variant = TPE_VARIANTS.get(strategy, TPE_VARIANTS["asha+tpe multivariate"])
+            settings = {"seed": seed, "n_startup_trials": n_startup, "multivariate": False, **variant}
             sampler = optuna.samplers.TPESampler(**settings)
             # Unvisited draws each parameter on its own, which a multivariate sampler must not be made to do
             cls, sampler = PrunedOptunaSearch, sampler if settings["multivariate"] else Unvisited(sampler, seed)
@@ -259,6 +282,9 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
 
         scheduler = LastRungEnds(time_attr="training_iteration", max_t=bench.max_t,
                                  reduction_factor=bench.reduction_factor)
+    elif strategy.endswith("9-5-3 brackets"):
+        scheduler = _weighted_brackets()([9, 5, 3], time_attr="training_iteration", max_t=bench.max_t,
+                                     grace_period=bench.grace_period, reduction_factor=bench.reduction_factor)
     elif pauses:
         from ray.tune.schedulers import HyperBandForBOHB
 

@@ -80,3 +80,19 @@ def test_the_search_reports_noisy_scores_and_reaches_on_the_true_one():
     assert 1e-9 < abs(noise) < 4 * NOISE
     assert last["regret"] == pytest.approx(0.0, abs=1e-5) and bench.reached(last)
     assert not bench.reached(bench.epoch_result(config, 1))
+
+
+def test_the_bracket_odds_row_draws_trials_into_brackets_9_5_3():
+    from types import SimpleNamespace
+
+    from bench.searches import _weighted_brackets
+
+    scheduler = _weighted_brackets()([9, 5, 3], time_attr="training_iteration", max_t=9, grace_period=1,
+                                     reduction_factor=3)
+    scheduler.set_search_properties("score", "max")
+    np.random.seed(0)
+    for i in range(1700):
+        scheduler.on_trial_add(None, SimpleNamespace(trial_id=str(i)))
+    first_rungs = [min(m for m, _ in scheduler._trial_info[str(i)]._rungs) for i in range(1700)]
+    counts = [first_rungs.count(m) for m in (1, 3, 9)]  # a bracket's first rung: 1, 3, or 9 (never stopped)
+    assert counts == pytest.approx([900, 500, 300], abs=60)
