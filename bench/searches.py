@@ -32,8 +32,7 @@ TPE_VARIANTS = {
 }
 STRATEGIES = ("asha+tpe pruned", "asha+tpe stock", "asha+random", "random full", *TPE_VARIANTS,
               "asha+tpe repeats", "asha+tpe refused-as-fail", "asha+tpe 3 brackets", "hyperband+tpe pruned",
-              "hyperband+bohb", "asha+tpe 9-5-3 brackets",
-              "asha+tpe multivariate 9-5-3 brackets")
+              "hyperband+bohb", "asha+tpe 9-5-3 brackets", "asha+tpe multivariate 9-5-3 brackets")
 
 
 class RefusedAsFailure(PrunedOptunaSearch):
