@@ -249,8 +249,8 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
         from search_spaces.driver.searcher import journal_storage
         from search_spaces.unvisited import Unvisited
 
-        if strategy in TPE_VARIANTS or "multivariate" in strategy:
-            variant = TPE_VARIANTS.get(strategy, TPE_VARIANTS["asha+tpe multivariate"])
+        if strategy in TPE_VARIANTS or strategy == "asha+tpe multivariate 9-5-3 brackets":
+            variant = TPE_VARIANTS.get(strategy, {"multivariate": True})
             settings = {"seed": seed, "n_startup_trials": n_startup, "multivariate": False, **variant}
             sampler = optuna.samplers.TPESampler(**settings)
             # Unvisited draws each parameter on its own, which a multivariate sampler must not be made to do
