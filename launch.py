@@ -187,12 +187,13 @@ def _join(args):
 
 def _fit(exp_dir: Path, record, args, cluster, restore: bool) -> int:
     from analysis.summary import search_summary
-    from search_spaces.driver import check_storage, describe, run_search
+    from search_spaces.driver import REUSE_ON_OWN_INSTANCE, check_storage, describe, run_search
 
     check_storage(exp_dir.parent, args.address)
     print("\n".join(describe(exp_dir, record, cluster)))
     try:
-        interrupted = run_search(exp_dir, record, restore, cluster=cluster).interrupted
+        interrupted = run_search(exp_dir, record, restore, cluster=cluster,
+                                 ray_settings=None if args.address else REUSE_ON_OWN_INSTANCE).interrupted
     except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, after Tune's last saved state
         interrupted = "SIGINT twice, stopped at once"
     print("\n".join(search_summary(exp_dir, interrupted)))

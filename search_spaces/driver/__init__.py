@@ -27,11 +27,12 @@ from search_spaces.driver.search import SearchOutcome, create_experiment, descri
 from search_spaces.driver.searcher import PrunedOptunaSearch, journal_storage, make_searcher, skip_finished_trials
 from search_spaces.driver.session import check_storage, start_ray
 from search_spaces.driver.storage import storage_filesystem
-from search_spaces.driver.tuner import RAY_SETTINGS, build_tuner
+from search_spaces.driver.tuner import RAY_SETTINGS, REUSE_ON_OWN_INSTANCE, build_tuner
 
 __all__ = [
     "RAY_SETTINGS",
     "RECORD_VERSION",
+    "REUSE_ON_OWN_INSTANCE",
     "ClusterShape",
     "ExperimentRecord",
     "PrunedOptunaSearch",

@@ -163,12 +163,13 @@ def preflight(config: Config, before_ray: bool = False, notes: bool = True) -> P
 
 
 def run_search(exp_dir: Path, record: ExperimentRecord, restore: bool, trainable_fn=None,
-               cluster: ClusterShape | None = None) -> SearchOutcome:
+               cluster: ClusterShape | None = None, ray_settings: dict | None = None) -> SearchOutcome:
     """Fit the experiment's Tuner (writing its record first when it is new) and settle it.
 
     Ctrl-C or SIGTERM ends the fit the way Tune ends an interrupted run: it saves the experiment
     state, and the trials it stopped continue from their checkpoints on ``resume``. A second signal
-    stops at once. ``cluster``: where it runs, to start as many trials at once as it holds.
+    stops at once. ``cluster``: where it runs, to start as many trials at once as it holds;
+    ``ray_settings``: entries of ``RAY_SETTINGS`` to override (``REUSE_ON_OWN_INSTANCE``).
     """
     restore = restore and has_tune_state(exp_dir)  # else killed before Tune first saved: start over there
     if not restore:  # (a record of an earlier version is upgraded as it starts over)
@@ -185,7 +186,8 @@ def run_search(exp_dir: Path, record: ExperimentRecord, restore: bool, trainable
     env = {**env, **{k: os.environ[k] for k in env if k in os.environ}, **TUNE_ENV_FORCED}
     with patch.dict(os.environ, env), _stop_on_signals() as received, _without_tunes_resume_hint(), \
             snapshots_after_uploads():
-        results = build_tuner(exp_dir, record, restore=restore, trainable_fn=trainable_fn).fit()
+        results = build_tuner(exp_dir, record, restore=restore, trainable_fn=trainable_fn,
+                              ray_settings=ray_settings).fit()
     if uri_of(exp_dir):
         pull(uri_of(exp_dir), checkpoints=False)  # what the trials wrote, for the summary and settle
     if received:

@@ -21,27 +21,29 @@ from search_spaces.driver.trackers import tracker_callbacks, without_trackers
 from trainable.layout import JOURNAL_FILE, remove_partial_files, trial_dir_name
 from trainable.objectstore import uri_of
 
-__all__ = ["RAY_SETTINGS", "build_tuner", "progress_reporter"]
+__all__ = ["RAY_SETTINGS", "REUSE_ON_OWN_INSTANCE", "build_tuner", "progress_reporter"]
 
 # Ray-side settings of every search; bench/tune_overhead.py measures each against its alternative.
 #
 # reuse_actors: a trial takes over the actor (the worker process) of a finished trial instead of
-#   starting a process that imports torch, timm and the trainable again: seconds per trial. Safe here:
-#   every trial of a search asks for the same resources; train_segmentation keeps nothing between
-#   trials (it seeds and builds data, model and optimiser per trial, and its DataLoader workers end
-#   with the trial); Ray resets the session, working directory and checkpoint, waits for the previous
-#   trial's thread to end (were it still running after 2 s, the new trial would fail once and be
-#   retried on a fresh actor), and never reuses the actor of a failed trial. Files a trial leaves go
-#   through write_trial_file, because get_trial_dir() of a reused actor is a folder Ray does not sync.
-#   Off by default all the same: on a two-node cluster, reuse let one actor run every trial of a
-#   short search one after another while the other node stayed idle (tests/test_cluster.py), and a
-#   search that does not spread over the cluster costs far more than the seconds reuse saves.
-#   Turn it on for many short trials on one machine.
+#   starting a process that imports torch, timm and the trainable again: 8 s per trial on two cores
+#   (bench/tune_overhead.py). Safe here: every trial of a search asks for the same resources;
+#   train_segmentation keeps nothing between trials (it seeds and builds data, model and optimiser per
+#   trial, and its DataLoader workers end with the trial); Ray resets the session, working directory and
+#   checkpoint, waits for the previous trial's thread to end (were it still running after 2 s, the new
+#   trial would fail once and be retried on a fresh actor), and never reuses the actor of a failed
+#   trial. Files a trial leaves go through write_trial_file, because get_trial_dir() of a reused actor
+#   is a folder Ray does not sync. Off here, and on where launch.py starts its own Ray instance
+#   (REUSE_ON_OWN_INSTANCE): on a cluster, reuse let one actor run every trial of a short search one
+#   after another while another node stayed idle (tests/test_cluster.py), and a search that does not
+#   spread over the cluster costs far more than the seconds reuse saves; a private instance is one
+#   machine and cannot grow.
 # verbose: Tune's progress output (1: trial starts and ends, and a status table now and then).
 RAY_SETTINGS: dict = {
     "reuse_actors": False,
     "verbose": 1,
 }
+REUSE_ON_OWN_INSTANCE = {"reuse_actors": True}
 
 
 def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainable_fn=None,
@@ -82,6 +84,8 @@ def build_tuner(exp_dir: Path, record: ExperimentRecord, restore: bool, trainabl
         search_alg = tuner._local_tuner._tune_config.search_alg
         if isinstance(search_alg, TrialsOfRecord):
             search_alg.exp_dir = str(exp_dir)
+        # where it runs now decides, not where it started (a search begun on a laptop resumed on a cluster)
+        tuner._local_tuner._tune_config.reuse_actors = rs["reuse_actors"]
         if record.trackers:  # the pickled ones log where the experiment was when it started: built here afresh
             run_config = tuner._local_tuner.get_run_config()
             run_config.callbacks = [*without_trackers(run_config.callbacks), *tracker_callbacks(exp_dir, record)]
