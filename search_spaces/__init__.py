@@ -13,13 +13,14 @@ from trainable.errors import UserError
 __all__ = ["SPACES", "SearchSpace", "get_space", "nest"]
 
 _TRAINING = [augmentation.SPACE, jitter.SPACE, loss.SPACE, optimizer.SPACE, model.SPACE]
+_FULL = [augmentation.SPACE, loss.SPACE, optimizer.SPACE, model.SPACE]
 
 # "full" is the union for a long run; jitter is left out: "augmentation" already scales the jitter
 FULL = SearchSpace(
     name="full",
     description="augmentation + loss + optimizer + model, for a long run",
-    params={k: v for s in (augmentation.SPACE, loss.SPACE, optimizer.SPACE, model.SPACE) for k, v in s.params.items()},
-    levels={k: v for s in (augmentation.SPACE, loss.SPACE, optimizer.SPACE) for k, v in s.levels.items()},
+    params={k: v for s in _FULL for k, v in s.params.items()},
+    levels={k: v for s in _FULL for k, v in s.levels.items()},
     constants=loss.SPACE.constants,
 )
 

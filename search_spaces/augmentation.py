@@ -19,7 +19,6 @@ SPACE = SearchSpace(
         "aug.cutout_p": [0.0, 0.3, 0.5],
         "aug.jitter_scale": [0.0, 1.0, 2.0],
         "aug.scale_max": [1.0, 1.25, 1.5],
-        "aug.flip_p": [0.0, 0.5],
         "aug.flip_swap": [True, False],
     },
 )

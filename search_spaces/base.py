@@ -43,7 +43,8 @@ class SearchSpace:
     """A named search space over the trainable's config keys (dotted, e.g. ``aug.rotate_limit``).
 
     ``params`` are sampled by Optuna; ``levels`` are the values an ablation runs one factor at a
-    time from the baseline; ``constants`` are set in every trial (e.g. a fixed loss total).
+    time from the baseline (a ``choice`` not named there takes its choices as its levels);
+    ``constants`` are set in every trial (e.g. a fixed loss total).
     """
 
     name: str
@@ -53,6 +54,9 @@ class SearchSpace:
     constants: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        chosen = {k: list(d.categories) for k, d in self.params.items()
+                  if isinstance(d, Categorical) and k not in self.levels}
+        object.__setattr__(self, "levels", {**self.levels, **chosen})
         # every bound and level must be a valid value of its key
         where = f"search space {self.name!r}"
         for key, domain in self.params.items():

@@ -23,7 +23,6 @@ SPACE = SearchSpace(
         "loss.lovasz": [0.0, 1.0, 2.0],
         "loss.focal": [0.0, 1.0],
         "loss.dice": [0.0, 1.0],
-        "loss.class_weights": ["none", "report", "inverse_freq"],
         "loss.aux_weight": [0.0, 0.4, 1.0],
     },
     constants={"loss.ce": 1.0, "loss.total": 3.0},

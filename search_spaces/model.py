@@ -18,9 +18,4 @@ SPACE = SearchSpace(
                                  "tu-mobilenetv2_050", "tu-mobilenetv4_conv_small_050"]),
         "model.decoder_width": choice([32, 64, 96]),
     },
-    levels={
-        "model.arch": ["unet", "fpn", "deeplabv3plus", "upernet", "segformer"],
-        "model.encoder": ["tu-mobilenetv3_small_100", "tu-mobilenetv3_small_075", "tu-mobilenetv2_050"],
-        "model.decoder_width": [32, 64, 96],
-    },
 )

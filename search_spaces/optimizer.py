@@ -15,7 +15,5 @@ SPACE = SearchSpace(
     levels={
         "optim.lr": [5e-4, 2e-3, 5e-3],
         "optim.weight_decay": [1e-4, 1e-2],
-        "train.batch_size": [4, 8, 16],
-        "optim.schedule": ["poly", "cosine"],
     },
 )
