@@ -24,7 +24,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search_spaces.driver import ExperimentRecord, create_experiment, journal_storage
+from search_spaces.driver import REUSE_ON_OWN_INSTANCE, ExperimentRecord, create_experiment, journal_storage
 from search_spaces.driver import run_search as run_driver
 from trainable.layout import JOURNAL_FILE
 
@@ -62,8 +62,9 @@ def new_search(storage: Path, data: Path, *flags: str, name: str = "exp") -> tup
 
 
 def run_search(exp_dir: Path, record: ExperimentRecord, trainable_fn=None, restore: bool = False):
-    """Fit the experiment's Tuner in this process and settle it as ``launch.py`` does."""
-    return run_driver(exp_dir, record, restore, trainable_fn=trainable_fn).results
+    """Fit the experiment's Tuner in this process and settle it as ``launch.py`` does on the Ray
+    instance it starts (``local_ray``): ended trials' processes are reused."""
+    return run_driver(exp_dir, record, restore, trainable_fn=trainable_fn, ray_settings=REUSE_ON_OWN_INSTANCE).results
 
 
 @dataclass(frozen=True)
