@@ -253,8 +253,10 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
             variant = TPE_VARIANTS.get(strategy, {"multivariate": True})
             settings = {"seed": seed, "n_startup_trials": n_startup, "multivariate": False, **variant}
             sampler = optuna.samplers.TPESampler(**settings)
-            # Unvisited draws each parameter on its own, which a multivariate sampler must not be made to do
-            cls, sampler = PrunedOptunaSearch, sampler if settings["multivariate"] else Unvisited(sampler, seed)
+            # the variant rows ("asha+tpe multivariate" among them) as measured before Unvisited took
+            # a multivariate sampler's joint draw; the bracket row with the product's guard
+            guarded = not settings["multivariate"] or strategy == "asha+tpe multivariate 9-5-3 brackets"
+            cls, sampler = PrunedOptunaSearch, Unvisited(sampler, seed) if guarded else sampler
         elif strategy == "asha+tpe repeats":
             # the product's TPE without search_spaces.unvisited: on a finite space it may draw a tried configuration
             cls, sampler = PrunedOptunaSearch, SEARCHERS["tpe"].build(seed, n_startup).sampler

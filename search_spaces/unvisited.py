@@ -81,7 +81,8 @@ def tried_all(study: Study) -> bool:
 
 class Unvisited(BaseSampler):
     """``sampler``'s draws, except that one the study already tried becomes an untried configuration,
-    drawn at random; ``sampler`` must sample each parameter independently (univariate TPE, random)."""
+    drawn at random. A multivariate ``sampler`` (multivariate TPE) draws the parameters it models
+    jointly, as it would unwrapped; the rest, or all of them for a univariate one, one at a time."""
 
     def __init__(self, sampler: BaseSampler, seed: int | None = None):
         self.sampler = sampler
@@ -94,7 +95,10 @@ class Unvisited(BaseSampler):
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         if not search_space:
             return {}
-        draw = {n: self.sampler.sample_independent(study, trial, n, d) for n, d in search_space.items()}
+        joint = {n: d for n, d in self.sampler.infer_relative_search_space(study, trial).items() if n in search_space}
+        draw = self.sampler.sample_relative(study, trial, joint) if joint else {}
+        draw = {n: draw[n] if n in draw else self.sampler.sample_independent(study, trial, n, d)
+                for n, d in search_space.items()}
         tried = _tried(study, trial, search_space)
         if tuple(_index(d, draw[n]) for n, d in search_space.items()) not in tried:
             return draw

@@ -39,6 +39,18 @@ def test_the_products_samplers_try_every_configuration_of_a_finite_space_once(se
     assert len(set(_configurations(_study(SEARCHERS[searcher].build(0, 5).sampler, trials=48)))) < 40
 
 
+def test_a_multivariate_sampler_draws_jointly_until_it_repeats_a_configuration():
+    def mv() -> optuna.samplers.TPESampler:
+        return optuna.samplers.TPESampler(seed=1, n_startup_trials=5, multivariate=True)
+
+    guarded = _configurations(_study(Unvisited(mv(), 1), trials=48))
+    alone = _configurations(_study(mv(), trials=48))
+    assert len(set(guarded)) == 48 and len(set(alone)) < 40
+    # up to the sampler's first repeat, every draw is the multivariate sampler's own
+    first_repeat = next(i for i, c in enumerate(alone) if c in alone[:i])
+    assert 5 < first_repeat and guarded[:first_repeat] == alone[:first_repeat]
+
+
 def test_a_draw_it_replaces_is_reproducible_from_the_seed():
     first = _configurations(_study(SEARCHERS["tpe"].build(3, 5), trials=30))
     assert first == _configurations(_study(SEARCHERS["tpe"].build(3, 5), trials=30))
