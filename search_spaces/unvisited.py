@@ -89,12 +89,14 @@ class Unvisited(BaseSampler):
         self.seed = seed
 
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return finite_space(study, trial)
+        return finite_space(study, trial) or self.sampler.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
         if not search_space:
             return {}
+        if not finite_space(study, trial):  # the sampler's own joint space: its draw, unguarded
+            return self.sampler.sample_relative(study, trial, search_space)
         joint = {n: d for n, d in self.sampler.infer_relative_search_space(study, trial).items() if n in search_space}
         draw = self.sampler.sample_relative(study, trial, joint) if joint else {}
         draw = {n: draw[n] if n in draw else self.sampler.sample_independent(study, trial, n, d)

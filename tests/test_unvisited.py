@@ -63,13 +63,16 @@ def test_a_stepped_float_counts_as_tried_whatever_its_rounding():
     assert len(cs) == 4 and cs == pytest.approx([0.0, 0.1, 0.2, 0.3])
 
 
-def test_a_continuous_parameter_leaves_every_draw_to_the_sampler():
+@pytest.mark.parametrize("multivariate", [False, True])
+def test_a_continuous_parameter_leaves_every_draw_to_the_sampler(multivariate):
     def objective(trial):
         return trial.suggest_categorical("a", [0, 1]) + trial.suggest_float("x", 0.0, 1.0)
 
-    guarded = _study(Unvisited(optuna.samplers.TPESampler(seed=0, n_startup_trials=3, multivariate=False), 0), 15,
-                     objective)
-    alone = _study(optuna.samplers.TPESampler(seed=0, n_startup_trials=3, multivariate=False), 15, objective)
+    def tpe() -> optuna.samplers.TPESampler:
+        return optuna.samplers.TPESampler(seed=0, n_startup_trials=3, multivariate=multivariate)
+
+    guarded = _study(Unvisited(tpe(), 0), 15, objective)
+    alone = _study(tpe(), 15, objective)
     assert _configurations(guarded) == _configurations(alone)
     assert finite_space(guarded) == {} and not tried_all(guarded)
 
