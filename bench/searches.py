@@ -30,9 +30,11 @@ TPE_VARIANTS = {
     "asha+tpe 12 candidates": {"n_ei_candidates": 12},  # half the draws ranked by l(x)/g(x): more exploration
     "asha+tpe 5 start-up": {"n_startup_trials": 5},  # TPE's model from the 6th trial on, for short budgets
 }
+# the lead of the peer comparison (bench/README.md): Optuna's bracket odds and multivariate TPE, guarded
+MULTIVARIATE_BRACKETS = "asha+tpe multivariate 9-5-3 brackets"
 STRATEGIES = ("asha+tpe pruned", "asha+tpe stock", "asha+random", "random full", *TPE_VARIANTS,
               "asha+tpe repeats", "asha+tpe refused-as-fail", "asha+tpe 3 brackets", "hyperband+tpe pruned",
-              "hyperband+bohb", "asha+tpe 9-5-3 brackets", "asha+tpe multivariate 9-5-3 brackets")
+              "hyperband+bohb", "asha+tpe 9-5-3 brackets", MULTIVARIATE_BRACKETS)
 
 
 class RefusedAsFailure(PrunedOptunaSearch):
@@ -244,18 +246,18 @@ def search_once(strategy: str, seed: int, bench, num_samples: int, n_startup: in
     if strategy in ("asha+tpe pruned", "asha+tpe 3 brackets", "asha+tpe 9-5-3 brackets", "hyperband+tpe pruned"):
         search_alg = make_searcher(storage / f"{name}.journal", name, seed, [], max_t=bench.max_t,
                                    n_startup_trials=n_startup, metric=bench.metric)
-    elif strategy in ("asha+tpe repeats", "asha+tpe refused-as-fail", "asha+tpe multivariate 9-5-3 brackets",
+    elif strategy in ("asha+tpe repeats", "asha+tpe refused-as-fail", MULTIVARIATE_BRACKETS,
                       *TPE_VARIANTS):
         from search_spaces.driver.searcher import journal_storage
         from search_spaces.unvisited import Unvisited
 
-        if strategy in TPE_VARIANTS or strategy == "asha+tpe multivariate 9-5-3 brackets":
+        if strategy in TPE_VARIANTS or strategy == MULTIVARIATE_BRACKETS:
             variant = TPE_VARIANTS.get(strategy, {"multivariate": True})
             settings = {"seed": seed, "n_startup_trials": n_startup, "multivariate": False, **variant}
             sampler = optuna.samplers.TPESampler(**settings)
             # the variant rows ("asha+tpe multivariate" among them) as measured before Unvisited took
             # a multivariate sampler's joint draw; the bracket row with the product's guard
-            guarded = not settings["multivariate"] or strategy == "asha+tpe multivariate 9-5-3 brackets"
+            guarded = not settings["multivariate"] or strategy == MULTIVARIATE_BRACKETS
             cls, sampler = PrunedOptunaSearch, Unvisited(sampler, seed) if guarded else sampler
         elif strategy == "asha+tpe repeats":
             # the product's TPE without search_spaces.unvisited: on a finite space it may draw a tried configuration
